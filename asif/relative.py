@@ -1,0 +1,141 @@
+"""ASIF's sparse relative representation, with an exact top-k streamed over anchor chunks.
+
+r(x): cosine similarities of x to the N anchors, keep the k largest (ties go to the lower
+anchor index), clamp negatives to 0, raise to the power p, L2-normalise. Only the k kept
+(index, value) pairs are ever materialised, and at most `chunk_size` similarities per query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from asif.anchor_matrix import AnchorMatrix
+from asif.errors import DimensionMismatchError, EmptyInputError
+
+DEFAULT_K = 800
+DEFAULT_P = 8.0
+DEFAULT_CHUNK = 100_000
+QUERY_BATCH = 512
+
+
+@dataclass(frozen=True)
+class SparseRelative:
+    """Rows of r(x): for each query, `indices` of the kept anchors and their `values`.
+
+    Both are (n, min(k, N)); within a row the values are in descending order.
+    """
+
+    indices: np.ndarray
+    values: np.ndarray
+    n_anchors: int
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    def __getitem__(self, rows: int | slice | np.ndarray) -> SparseRelative:
+        rows = np.atleast_1d(np.arange(len(self))[rows])
+        return SparseRelative(self.indices[rows], self.values[rows], self.n_anchors)
+
+    def to_csr(self) -> sp.csr_matrix:
+        """As an (n, N) scipy CSR matrix."""
+        n, kk = self.indices.shape
+        indptr = np.arange(0, n * kk + 1, kk, dtype=np.int64)
+        return sp.csr_matrix(
+            (self.values.ravel(), self.indices.ravel(), indptr), shape=(n, self.n_anchors)
+        )
+
+    def to_dense(self) -> np.ndarray:
+        """As a dense (n, N) float32 array (for small N and tests)."""
+        return self.to_csr().toarray().astype(np.float32, copy=False)
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), as float32."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def _stable_topk(scores: torch.Tensor, offsets: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """Top-k of each row by (value descending, index ascending): deterministic under ties."""
+    by_index = torch.argsort(offsets, dim=1, stable=True)
+    scores, offsets = scores.gather(1, by_index), offsets.gather(1, by_index)
+    by_value = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]
+    return scores.gather(1, by_value), offsets.gather(1, by_value)
+
+
+def _chunk_topk(sims: torch.Tensor, k: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of a chunk's similarities; rows tied at the k-th value are resolved by index."""
+    values, idx = torch.topk(sims, k, dim=1, sorted=False)
+    kth = values.min(dim=1, keepdim=True).values
+    kept_at_kth = (values == kth).sum(dim=1)
+    ambiguous = torch.nonzero((sims == kth).sum(dim=1) > kept_at_kth).flatten()
+    for row in ambiguous.tolist():
+        above = torch.nonzero(sims[row] > kth[row]).flatten()
+        tied = torch.nonzero(sims[row] == kth[row]).flatten()[: k - len(above)]
+        idx[row] = torch.cat([above, tied])
+        values[row] = sims[row, idx[row]]
+    return values, idx + start
+
+
+def _topk_scan(
+    queries: torch.Tensor, anchors: AnchorMatrix, k: int, chunk_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k cosine similarities of `queries` against all anchors, chunk by chunk."""
+    best_v = torch.empty((len(queries), 0), dtype=torch.float32)
+    best_i = torch.empty((len(queries), 0), dtype=torch.int64)
+    for start in range(0, len(anchors), chunk_size):
+        stop = min(start + chunk_size, len(anchors))
+        sims = queries @ anchors.chunk(start, stop).T
+        v, i = _chunk_topk(sims, min(k, stop - start), start)
+        best_v, best_i = _stable_topk(torch.cat([best_v, v], 1), torch.cat([best_i, i], 1), k)
+    return best_v, best_i
+
+
+def relative_representation(
+    queries: np.ndarray,
+    anchors: AnchorMatrix | np.ndarray,
+    k: int = DEFAULT_K,
+    p: float = DEFAULT_P,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> SparseRelative:
+    """r(x) for each row of `queries` (n, d) against `anchors` (N, d).
+
+    Queries are L2-normalised here; anchors are expected unit-norm. Memory stays within
+    about `QUERY_BATCH * chunk_size` similarities, whatever N is.
+    """
+    if not isinstance(anchors, AnchorMatrix):
+        anchors = AnchorMatrix.from_float(anchors)
+    queries = np.asarray(queries, dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[1] != anchors.dim:
+        raise DimensionMismatchError(
+            f"query embeddings have shape {queries.shape}, anchors have dimension {anchors.dim}"
+        )
+    if len(anchors) == 0:
+        raise EmptyInputError("the anchor set is empty: add anchor pairs first")
+    if k < 1 or chunk_size < 1:
+        raise ValueError(f"k and chunk_size must be positive, got k={k}, chunk_size={chunk_size}")
+    kk = min(k, len(anchors))
+    indices = np.empty((len(queries), kk), dtype=np.int64)
+    values = np.empty((len(queries), kk), dtype=np.float32)
+    for start in range(0, len(queries), QUERY_BATCH):
+        q = torch.from_numpy(normalize_rows(queries[start : start + QUERY_BATCH]))
+        v, i = _topk_scan(q, anchors, kk, chunk_size)
+        v = v.clamp_(min=0).pow_(p)
+        v = v / v.norm(dim=1, keepdim=True).clamp_(min=torch.finfo(torch.float32).tiny)
+        values[start : start + len(q)] = v.numpy()
+        indices[start : start + len(q)] = i.numpy()
+    return SparseRelative(indices, values, len(anchors))
+
+
+def similarity(a: SparseRelative, b: SparseRelative) -> np.ndarray:
+    """The (len(a), len(b)) inner products <r(x), r(y)>."""
+    if a.n_anchors != b.n_anchors:
+        raise DimensionMismatchError(
+            f"relative representations over {a.n_anchors} and {b.n_anchors} anchors"
+        )
+    return (a.to_csr() @ b.to_csr().T).toarray().astype(np.float32, copy=False)

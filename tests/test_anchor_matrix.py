@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from asif.anchor_matrix import AnchorMatrix
+from asif.errors import DimensionMismatchError
+from tests.dense_reference import random_unit
+
+
+@pytest.mark.parametrize(
+    ("precision", "bytes_per_value", "tol"),
+    [
+        ("float32", 4, 0),
+        ("float16", 2, 1e-3),
+        ("int8", 1, 1 / 254),
+    ],
+)
+def test_precision_size_and_error(precision, bytes_per_value, tol):
+    x = random_unit(np.random.default_rng(0), 500, 64)
+    m = AnchorMatrix.from_float(x, precision)
+    assert m.precision == precision and len(m) == 500 and m.dim == 64
+    assert m.data.nbytes == 500 * 64 * bytes_per_value
+    assert np.abs(m.to_float32() - x).max() <= tol + 1e-7
+    np.testing.assert_array_equal(m.chunk(100, 200).numpy(), m.to_float32()[100:200])
+
+
+def test_take_and_append_keep_precision():
+    rng = np.random.default_rng(1)
+    m = AnchorMatrix.from_float(random_unit(rng, 10, 8), "int8")
+    extra = random_unit(rng, 3, 8)
+    grown = m.append(extra)
+    assert len(grown) == 13 and grown.precision == "int8"
+    np.testing.assert_array_equal(grown.take(np.arange(10)).data, m.data)
+    assert np.abs(grown.to_float32()[10:] - extra).max() <= 1 / 254 + 1e-7
+    with pytest.raises(DimensionMismatchError, match="dimension 4"):
+        m.append(np.ones((2, 4), np.float32))
+
+
+def test_rejects_bad_dtypes_and_shapes():
+    with pytest.raises(TypeError, match="float64"):
+        AnchorMatrix(np.ones((2, 2)))
+    with pytest.raises(DimensionMismatchError, match="2-D"):
+        AnchorMatrix(np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="precision"):
+        AnchorMatrix.from_float(np.ones((2, 2)), "int4")

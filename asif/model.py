@@ -338,7 +338,8 @@ class AsifModel:
     ) -> list[Contribution]:
         """The `top` anchors by r_i(x) * r_i(y) for one image and one text vector."""
         img = dict(zip(r_image.indices[0].tolist(), r_image.values[0].tolist(), strict=True))
-        txt = {i: v for i, v in zip(r_text.indices[0].tolist(), r_text.values[0].tolist()) if v}
+        pairs = zip(r_text.indices[0].tolist(), r_text.values[0].tolist(), strict=True)
+        txt = {i: v for i, v in pairs if v}
         shared = sorted(
             ((img[i] * txt[i], i) for i in img.keys() & txt.keys() if img[i] * txt[i] > 0),
             key=lambda t: (-t[0], t[1]),

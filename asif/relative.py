@@ -88,9 +88,11 @@ def _topk_scan(
     """Exact top-k cosine similarities of `queries` against all anchors, chunk by chunk."""
     best_v = torch.empty((len(queries), 0), dtype=torch.float32)
     best_i = torch.empty((len(queries), 0), dtype=torch.int64)
+    buffer = torch.empty(len(queries) * min(chunk_size, len(anchors)), dtype=torch.float32)
     for start in range(0, len(anchors), chunk_size):
         stop = min(start + chunk_size, len(anchors))
-        sims = queries @ anchors.chunk(start, stop).T
+        sims = buffer[: len(queries) * (stop - start)].view(len(queries), stop - start)
+        torch.mm(queries, anchors.chunk(start, stop).T, out=sims)
         v, i = _chunk_topk(sims, min(k, stop - start), start)
         best_v, best_i = _stable_topk(torch.cat([best_v, v], 1), torch.cat([best_i, i], 1), k)
     return best_v, best_i

@@ -1,0 +1,141 @@
+"""Zero-shot classification throughput: streamed sparse ASIF against a dense numpy reference.
+
+Each (method, N, d) runs in its own process, so peak memory is that process's own: the table
+shows the working memory on top of the anchors (peak RSS minus RSS once anchors are loaded).
+The zero-shot classifier (prompt representations) is built once, outside the timing, for both.
+
+    python benchmarks/relative.py                  # N = 10k, 100k, 1M; d = 384, 768
+    python benchmarks/relative.py --sizes 10000 --dims 384 --queries 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+K, P, CLASSES, TEMPLATES = 800, 8.0, 10, 8
+
+
+def rss_mb() -> float:
+    """Current resident set size in MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def reset_peak_rss() -> None:
+    """Make the current RSS the process's peak (Linux: clear_refs 5 resets VmHWM)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def unit_rows(n: int, d: int, seed: int, block: int = 100_000) -> np.ndarray:
+    """n random unit rows, made block by block so making them costs no extra peak memory."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, block):
+        x = rng.standard_normal((min(block, n - s), d), dtype=np.float32)
+        out[s : s + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def dense_relative(x: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """The straightforward reference: a full (n, N) similarity matrix and a dense r(x)."""
+    sims = x @ anchors.T
+    k = min(K, anchors.shape[0])
+    keep = np.argpartition(sims, -k, axis=1)[:, -k:]
+    rel = np.zeros_like(sims)
+    rows = np.arange(len(x))[:, None]
+    rel[rows, keep] = np.clip(sims[rows, keep], 0, None) ** P
+    rel /= np.maximum(np.linalg.norm(rel, axis=1, keepdims=True), 1e-30)
+    return rel
+
+
+def run_worker(method: str, n: int, d: int, n_queries: int, out: Path) -> dict:
+    """Build anchors and the classifier, then time classifying `n_queries` images."""
+    image_anchors, text_anchors = unit_rows(n, d, 1), unit_rows(n, d, 2)
+    images, prompts = unit_rows(n_queries, d, 3), unit_rows(CLASSES * TEMPLATES, d, 4)
+    if method == "dense":
+        text_rel = dense_relative(prompts, text_anchors)
+
+        def classify() -> np.ndarray:
+            s = dense_relative(images, image_anchors) @ text_rel.T
+            return s.reshape(len(s), CLASSES, TEMPLATES).max(axis=2)
+
+    else:
+        from asif.model import AsifModel
+
+        model = AsifModel.from_embeddings(
+            image_anchors, text_anchors, [""] * n, ids=[str(i) for i in range(n)],
+            image_encoder_name="bench", text_encoder_name="bench", k=K, p=P,
+        )  # fmt: skip
+        del image_anchors, text_anchors
+        names = [f"class {c}" for c in range(CLASSES)]
+        templates = [f"template {t} {{}}" for t in range(TEMPLATES)]
+        clf = model.zero_shot_classifier(names, templates, "max", prompts)
+
+        def classify() -> np.ndarray:
+            return model.classify_embeddings(images, clf).scores
+
+    base = rss_mb()
+    reset_peak_rss()
+    start = time.perf_counter()
+    scores = classify()
+    seconds = time.perf_counter() - start
+    np.save(out, scores)
+    return {"seconds": seconds, "work_mb": max(peak_rss_mb() - base, 0.0), "anchors_mb": base}
+
+
+def measure(method: str, n: int, d: int, n_queries: int, out: Path) -> dict:
+    cmd = [sys.executable, __file__, "--worker", method, str(n), str(d), str(n_queries), str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--dims", type=int, nargs="+", default=[384, 768])
+    parser.add_argument("--queries", type=int, default=256)
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        method, n, d, q, out = args.worker
+        print(json.dumps(run_worker(method, int(n), int(d), int(q), Path(out))))
+        return
+
+    header = (
+        f"{'N':>9} {'d':>4} | {'dense q/s':>10} {'asif q/s':>10} {'speed x':>8} | "
+        f"{'dense MiB':>10} {'asif MiB':>9} {'mem /':>7} | {'max |diff|':>10}"
+    )
+    print(f"k={K} p={P} queries={args.queries} prompts={CLASSES}x{TEMPLATES}")
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in args.dims:
+            for n in args.sizes:
+                res = {m: measure(m, n, d, args.queries, Path(tmp) / f"{m}.npy") for m in ("dense", "asif")}
+                diff = np.abs(np.load(Path(tmp) / "dense.npy") - np.load(Path(tmp) / "asif.npy")).max()
+                qps = {m: args.queries / r["seconds"] for m, r in res.items()}
+                mem = {m: r["work_mb"] for m, r in res.items()}
+                print(
+                    f"{n:>9} {d:>4} | {qps['dense']:>10.1f} {qps['asif']:>10.1f} "
+                    f"{qps['asif'] / qps['dense']:>7.1f}x | {mem['dense']:>10.0f} "
+                    f"{mem['asif']:>9.0f} {mem['dense'] / max(mem['asif'], 1):>6.1f}x | {diff:>10.2e}",
+                    flush=True,
+                )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -103,6 +103,19 @@ def measure(method: str, n: int, d: int, n_queries: int, out: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def compare(n: int, d: int, n_queries: int, tmp: Path) -> str:
+    """One table row: both methods on the same data, and how far their scores differ."""
+    res = {m: measure(m, n, d, n_queries, tmp / f"{m}.npy") for m in ("dense", "asif")}
+    diff = np.abs(np.load(tmp / "dense.npy") - np.load(tmp / "asif.npy")).max()
+    qps = {m: n_queries / r["seconds"] for m, r in res.items()}
+    mem = {m: r["work_mb"] for m, r in res.items()}
+    return (
+        f"{n:>9} {d:>4} | {qps['dense']:>10.1f} {qps['asif']:>10.1f} "
+        f"{qps['asif'] / qps['dense']:>7.1f}x | {mem['dense']:>10.0f} {mem['asif']:>9.0f} "
+        f"{mem['dense'] / max(mem['asif'], 1):>6.1f}x | {diff:>10.2e}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -125,16 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for d in args.dims:
             for n in args.sizes:
-                res = {m: measure(m, n, d, args.queries, Path(tmp) / f"{m}.npy") for m in ("dense", "asif")}
-                diff = np.abs(np.load(Path(tmp) / "dense.npy") - np.load(Path(tmp) / "asif.npy")).max()
-                qps = {m: args.queries / r["seconds"] for m, r in res.items()}
-                mem = {m: r["work_mb"] for m, r in res.items()}
-                print(
-                    f"{n:>9} {d:>4} | {qps['dense']:>10.1f} {qps['asif']:>10.1f} "
-                    f"{qps['asif'] / qps['dense']:>7.1f}x | {mem['dense']:>10.0f} "
-                    f"{mem['asif']:>9.0f} {mem['dense'] / max(mem['asif'], 1):>6.1f}x | {diff:>10.2e}",
-                    flush=True,
-                )  # fmt: skip
+                print(compare(n, d, args.queries, Path(tmp)), flush=True)
 
 
 if __name__ == "__main__":

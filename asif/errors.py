@@ -19,3 +19,16 @@ class EncoderMismatchError(AsifError, ValueError):
 
 class EmptyInputError(AsifError, ValueError):
     """An empty label list, caption list or anchor set where one is required."""
+
+
+class SchemaMismatchError(AsifError, ValueError):
+    """Rows that do not fit the anchor table's schema: a missing column, a lossy cast, bad ids."""
+
+
+class ValidationFailedError(AsifError):
+    """A batch that failed validation; carries the report and where the batch was quarantined."""
+
+    def __init__(self, message: str, report: object = None, quarantine_path: object = None):
+        super().__init__(message)
+        self.report = report
+        self.quarantine_path = quarantine_path

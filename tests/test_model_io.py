@@ -47,3 +47,30 @@ def test_save_replaces_atomically_and_load_rejects_other_folders(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
     with pytest.raises(AsifError, match="not a saved ASIF model"):
         AsifModel.load(tmp_path)
+
+
+def test_model_from_anchor_table(tmp_path):
+    from asif.anchor_table import AnchorTable, build_anchor_batch
+    from asif.model_io import model_from_table
+
+    rng = np.random.default_rng(2)
+    img, txt = random_unit(rng, 50, 8), random_unit(rng, 50, 4)
+    table = AnchorTable.create_or_open(
+        str(tmp_path / "db"), image_encoder="i", text_encoder="t", image_dim=8, text_dim=4
+    )
+    with pytest.raises(AsifError, match="no rows"):
+        model_from_table(table)
+    urls = [f"http://127.0.0.1/{i}.png" for i in range(50)]
+    caps = [f"c{i}" for i in range(50)]
+    table.upsert(build_anchor_batch(
+        urls=urls, captions=caps, widths=[10] * 50, heights=[10] * 50,
+        image_embeddings=img, text_embeddings=txt,
+    ))  # fmt: skip
+    model = model_from_table(table, precision="int8", k=7)
+    assert len(model) == 50 and model.k == 7 and model.anchors.image.precision == "int8"
+    assert model.image_encoder_name == "i" and model.text_encoder_name == "t"
+    ref = AsifModel.from_embeddings(
+        img, txt, caps, urls=urls, image_encoder_name="i", text_encoder_name="t", k=7
+    )
+    order = [model.anchors.ids.index(a) for a in ref.anchors.ids]
+    assert [model.anchors.captions[i] for i in order] == caps

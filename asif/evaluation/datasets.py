@@ -1,0 +1,303 @@
+"""Benchmark datasets behind one interface: `load_benchmark(name, split, root, limit)`.
+
+Registered names: "fashion-mnist" and "digits" (ship here), "cifar10" / "cifar100" (the
+python-pickle archives: a folder or the `.tar.gz`), "imagenet", "imagenet-v2", "pets" and
+"image-folder" (a `root/<class>/<image>` tree, optionally `root/<split>/<class>/<image>`),
+and "torchvision:<Name>" (`torchvision.datasets.<Name>(root, download=False)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import pickle
+import tarfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asif.datasets import FASHION_MNIST_ROOT, LabelledImages, digits, fashion_mnist
+from asif.evaluation.templates import (
+    CIFAR_TEMPLATES,
+    DEFAULT_TEMPLATES,
+    IMAGENET_TEMPLATES,
+    PETS_TEMPLATES,
+)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+ClassNames = Mapping[str, str] | Sequence[str] | str | Path | None
+"""Folder name -> class name: a mapping, a list indexed by integer folder names, a JSON file."""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A labelled test set with its zero-shot prompt templates.
+
+    `key` names the exact images (dataset, split, root, class names, limit, seed); it keys
+    the embedding cache and the evaluations table.
+    """
+
+    name: str
+    split: str
+    data: LabelledImages
+    templates: tuple[str, ...]
+    key: str
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.data.class_names
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.data.labels
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+Loader = Callable[..., tuple[LabelledImages, tuple[str, ...]]]
+
+
+def _fashion_mnist(split: str, root: Path | None, **_: Any) -> tuple[LabelledImages, tuple]:
+    return fashion_mnist(split, root or FASHION_MNIST_ROOT), DEFAULT_TEMPLATES
+
+
+def _digits(split: str, root: Path | None, **_: Any) -> tuple[LabelledImages, tuple]:
+    """scikit-learn digits, split in two fixed halves ("train", "test") or "all"."""
+    data = digits()
+    if split == "all":
+        return data, DEFAULT_TEMPLATES
+    if split not in ("train", "test"):
+        raise ValueError(f"digits split must be 'train', 'test' or 'all', got {split!r}")
+    order = np.random.default_rng(0).permutation(len(data))
+    half = order[: len(order) // 2] if split == "train" else order[len(order) // 2 :]
+    return data.subset(np.sort(half)), DEFAULT_TEMPLATES
+
+
+# ----------------------------------------------------------------------------------- CIFAR
+
+
+def _unpickle(raw: bytes) -> dict[str, Any]:
+    out = pickle.loads(raw, encoding="bytes")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in out.items()}
+
+
+def _cifar_files(root: Path) -> Callable[[str], bytes]:
+    """A reader of archive members by base name, from a folder (or a parent) or a .tar.gz."""
+    if root.is_file():
+        with tarfile.open(root) as tar:
+            members = {
+                Path(m.name).name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()
+            }
+        return lambda name: members[name]
+    folders = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
+    for folder in folders:
+        if (folder / "test_batch").is_file() or (folder / "test").is_file():
+            return lambda name, folder=folder: (folder / name).read_bytes()
+    raise FileNotFoundError(
+        f"no CIFAR python archive at {root}: expected data_batch_*/test_batch/batches.meta "
+        "(CIFAR-10) or train/test/meta (CIFAR-100), in it, a subfolder, or a .tar.gz"
+    )
+
+
+def load_cifar(root: str | Path, split: str = "test", fine: bool = True) -> LabelledImages:
+    """CIFAR-10 or CIFAR-100 (detected from the files) from the python-pickle archive."""
+    if split not in ("train", "test"):
+        raise ValueError(f"CIFAR split must be 'train' or 'test', got {split!r}")
+    read = _cifar_files(Path(root))
+    try:
+        meta = _unpickle(read("batches.meta"))
+        names = meta["label_names"]
+        parts = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+        label_key, dataset = "labels", "cifar10"
+    except (KeyError, FileNotFoundError):
+        meta = _unpickle(read("meta"))
+        names = meta["fine_label_names" if fine else "coarse_label_names"]
+        parts, label_key, dataset = [split], "fine_labels" if fine else "coarse_labels", "cifar100"
+    batches = [_unpickle(read(p)) for p in parts]
+    images = np.concatenate([np.asarray(b["data"], dtype=np.uint8) for b in batches])
+    labels = np.concatenate([np.asarray(b[label_key], dtype=np.int64) for b in batches])
+    images = images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    class_names = [(n.decode() if isinstance(n, bytes) else n).replace("_", " ") for n in names]
+    return LabelledImages(f"{dataset}-{split}", images, labels, class_names)
+
+
+def _cifar(split: str, root: Path | None, **_: Any) -> tuple[LabelledImages, tuple]:
+    if root is None:
+        raise ValueError("CIFAR needs root= (the extracted folder or the .tar.gz)")
+    return load_cifar(root, split), CIFAR_TEMPLATES
+
+
+# ----------------------------------------------------------------------------- image folder
+
+
+def _class_name_map(class_names: ClassNames) -> Callable[[str], str]:
+    if class_names is None:
+        return lambda folder: folder.replace("_", " ")
+    if isinstance(class_names, str | Path):
+        class_names = json.loads(Path(class_names).read_text())
+    if isinstance(class_names, Mapping):
+        return lambda folder: str(class_names.get(folder, folder))
+    names = list(class_names)
+    return lambda folder: names[int(folder)] if folder.isdigit() else folder
+
+
+def load_image_folder(
+    root: str | Path, split: str | None = None, class_names: ClassNames = None
+) -> LabelledImages:
+    """Images in `root/<class>/...` (or `root/<split>/<class>/...`), as file paths.
+
+    Classes are the sorted folder names (numerically if all are integers, as in ImageNet-v2),
+    shown as `class_names[folder]` when a mapping, list or JSON file of them is given.
+    """
+    root = Path(root)
+    if split and (root / split).is_dir():
+        root = root / split
+    folders = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    if not folders:
+        raise FileNotFoundError(f"no class folders under {root}")
+    numeric = all(p.name.isdigit() for p in folders)
+    folders.sort(key=lambda p: int(p.name) if numeric else p.name)
+    name_of = _class_name_map(class_names)
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, folder in enumerate(folders):
+        files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        paths += files
+        labels += [label] * len(files)
+    names = [name_of(p.name) for p in folders]
+    return LabelledImages(root.name, paths, np.asarray(labels, dtype=np.int64), names)
+
+
+def _folder_loader(templates: tuple[str, ...]) -> Loader:
+    def load(
+        split: str, root: Path | None, class_names: ClassNames = None, **_: Any
+    ) -> tuple[LabelledImages, tuple]:
+        if root is None:
+            raise ValueError("an image-folder benchmark needs root=")
+        return load_image_folder(root, split, class_names), templates
+
+    return load
+
+
+# ------------------------------------------------------------------------------ torchvision
+
+
+class _DatasetImages(Sequence):
+    """The images of a torchvision dataset, decoded on access."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[i][0]
+
+
+def load_torchvision(
+    name: str, root: str | Path, split: str = "test", **kwargs: Any
+) -> LabelledImages:
+    """`torchvision.datasets.<name>(root, download=False, ...)` as labelled images.
+
+    The split goes to the dataset's `split=` or `train=` argument when it has one.
+    """
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, name, None)
+    if cls is None:
+        raise ValueError(f"torchvision.datasets has no dataset {name!r}")
+    params = inspect.signature(cls).parameters
+    if "split" in params:
+        kwargs.setdefault("split", split)
+    elif "train" in params:
+        kwargs.setdefault("train", split == "train")
+    if "download" in params:
+        kwargs["download"] = False
+    dataset = cls(str(root), **kwargs)
+    for attr in ("targets", "_labels", "labels", "y"):
+        labels = getattr(dataset, attr, None)
+        if labels is not None and len(labels) == len(dataset):
+            break
+    else:
+        labels = [dataset[i][1] for i in range(len(dataset))]
+    classes = [str(c) for c in getattr(dataset, "classes", [])]
+    labels = np.asarray(labels, dtype=np.int64)
+    if not classes:
+        classes = [str(c) for c in range(int(labels.max()) + 1)]
+    return LabelledImages(f"{name}-{split}", _DatasetImages(dataset), labels, classes)
+
+
+# ---------------------------------------------------------------------------------- registry
+
+BENCHMARKS: dict[str, Loader] = {
+    "fashion-mnist": _fashion_mnist,
+    "digits": _digits,
+    "cifar10": _cifar,
+    "cifar100": _cifar,
+    "imagenet": _folder_loader(IMAGENET_TEMPLATES),
+    "imagenet-v2": _folder_loader(IMAGENET_TEMPLATES),
+    "pets": _folder_loader(PETS_TEMPLATES),
+    "image-folder": _folder_loader(DEFAULT_TEMPLATES),
+}
+
+
+def limit_rows(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """`limit` row numbers spread evenly over the classes (seeded), in ascending order."""
+    order = np.random.default_rng(seed).permutation(len(labels))
+    rank = np.empty(len(order), dtype=np.int64)
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        rank[members] = np.arange(len(members))
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    picked = np.lexsort((position, rank))[:limit]
+    return np.sort(picked)
+
+
+def benchmark_key(name: str, split: str, root: Path | None, extra: Mapping, limit, seed) -> str:
+    """A readable, file-name-safe key of the exact benchmark images."""
+    where = json.dumps([str(root) if root else None, extra], sort_keys=True, default=str)
+    digest = hashlib.sha256(where.encode()).hexdigest()[:8]
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return f"{safe}-{split}-{limit if limit else 'all'}-s{seed}-{digest}"
+
+
+def load_benchmark(
+    name: str,
+    split: str = "test",
+    root: str | Path | None = None,
+    limit: int | None = None,
+    *,
+    seed: int = 0,
+    templates: Sequence[str] | None = None,
+    **options: Any,
+) -> Benchmark:
+    """The benchmark `name` (see `BENCHMARKS`, or "torchvision:<Name>").
+
+    `limit` keeps that many images spread evenly over the classes; `templates` replace the
+    dataset's prompt templates; `options` go to the loader (e.g. `class_names=` for folders,
+    dataset arguments for torchvision).
+    """
+    root = Path(root).expanduser().resolve() if root is not None else None
+    if name.startswith("torchvision:"):
+        if root is None:
+            raise ValueError(f"{name} needs root= (datasets are never downloaded)")
+        data = load_torchvision(name.split(":", 1)[1], root, split, **options)
+        default = DEFAULT_TEMPLATES
+    elif name in BENCHMARKS:
+        data, default = BENCHMARKS[name](split, root, **options)
+    else:
+        raise ValueError(
+            f"unknown benchmark {name!r}; one of {sorted(BENCHMARKS)} or 'torchvision:<Name>'"
+        )
+    if limit is not None and limit < len(data):
+        data = data.subset(limit_rows(data.labels, limit, seed))
+    chosen = tuple(templates) if templates else default
+    key = benchmark_key(name, split, root, options, limit, seed)
+    return Benchmark(name, split, data, chosen, key)

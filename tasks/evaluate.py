@@ -1,0 +1,163 @@
+"""Tasks of the evaluate flow: thin wrappers over `asif.evaluation`, plus the artifacts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_image_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from asif.anchor_table import AnchorTable
+from asif.evaluation.compare import Comparison, compare_rows, compare_with_previous
+from asif.evaluation.datasets import Benchmark, load_benchmark
+from asif.evaluation.evaluate import evaluate_version
+from asif.evaluation.evaluations_table import Row
+from asif.evaluation.plots import Plot, curve_plot
+from asif.evaluation.report import image_markdown, markdown_table
+from asif.evaluation.run import EvaluationSetup
+from asif.evaluation.studies import StudyOptions, StudyResult, run_study
+
+
+@task(name="load-benchmarks", cache_policy=NO_CACHE)
+def load_benchmarks(
+    names: Sequence[str], split: str, limit: int | None, roots: Mapping[str, str]
+) -> list[Benchmark]:
+    """The named benchmarks (roots by name where needed), `limit` images each."""
+    return [load_benchmark(n, split, roots.get(n), limit) for n in names]
+
+
+@task(name="evaluate-version", cache_policy=NO_CACHE)
+def evaluate_main(
+    setup: EvaluationSetup,
+    benchmarks: list[Benchmark],
+    k: int,
+    p: float,
+    strategy: str,
+    thresholds: list[float] | None,
+    force: bool,
+    run_id: str,
+) -> list[Row]:
+    """Evaluate the version (a no-op for settings already stored, unless `force`)."""
+    rows = evaluate_version(
+        setup.table,
+        benchmarks,
+        k=k,
+        p=p,
+        strategy=strategy,
+        thresholds=thresholds,
+        cache=setup.cache,
+        evaluations=setup.evaluations,
+        force=force,
+        run_id=run_id,
+    )
+    logger = get_run_logger()
+    for r in rows:
+        logger.info(
+            "%s v%d on %s: top-1 %.4f, top-5 %.4f (run %s)",
+            r["table_name"],
+            r["table_version"],
+            r["benchmark"],
+            r["top1"],
+            r["top5"],
+            r["run_id"],
+        )
+    return rows
+
+
+@task(name="study", cache_policy=NO_CACHE)
+def study(
+    name: str,
+    setup: EvaluationSetup,
+    benchmarks: list[Benchmark],
+    options: StudyOptions,
+    k: int,
+    p: float,
+    strategy: str,
+    force: bool,
+    run_id: str,
+) -> StudyResult:
+    """One study on the version, written to the evaluations table and plotted."""
+    return run_study(
+        name,
+        setup.table,
+        benchmarks,
+        setup.plots_dir,
+        cache=setup.cache,
+        evaluations=setup.evaluations,
+        options=options,
+        k=k,
+        p=p,
+        strategy=strategy,
+        force=force,
+        run_id=run_id,
+    )
+
+
+@task(name="compare-versions", cache_policy=NO_CACHE)
+def compare(
+    setup: EvaluationSetup,
+    rows: list[Row],
+    benchmarks: list[Benchmark],
+    compare_to: int | None,
+    k: int,
+    p: float,
+    strategy: str,
+    storage_options: Mapping[str, str] | None,
+) -> list[Comparison]:
+    """Compare with version `compare_to` (evaluated if needed), else the previous evaluated
+    version of each benchmark."""
+    if compare_to is None:
+        return compare_with_previous(setup.evaluations, rows)
+    t = setup.table
+    other = AnchorTable.open(t.uri, t.name, storage_options, version=compare_to)
+    before = evaluate_version(
+        other,
+        benchmarks,
+        k=k,
+        p=p,
+        strategy=strategy,
+        cache=setup.cache,
+        evaluations=setup.evaluations,
+    )
+    return [compare_rows(b, a) for b, a in zip(before, rows, strict=True)]
+
+
+def artifact_key(table_name: str) -> str:
+    """`evaluate-<table name>`, in the characters artifact keys allow."""
+    return "evaluate-" + re.sub(r"[^a-z0-9-]+", "-", table_name.lower()).strip("-")
+
+
+@task(name="publish-artifacts", cache_policy=NO_CACHE)
+def publish(
+    setup: EvaluationSetup,
+    rows: list[Row],
+    studies: list[StudyResult],
+    comparisons: list[Comparison],
+) -> Plot:
+    """The results as one markdown artifact (tables, plots inlined as base64 PNGs and their
+    paths, comparisons), plus an image artifact per plot linking its file."""
+    t = setup.table
+    curve = curve_plot(
+        rows,
+        setup.plots_dir / f"{t.name}-v{t.version}-unknown-curve.png",
+        f"{t.name} v{t.version}: accuracy vs unknown rate",
+    )
+    parts = [
+        f"## Zero-shot evaluation of `{t.name}` version {t.version}",
+        f"anchor table `{t.dataset_uri}`; evaluations table `{setup.evaluations.dataset_uri}`",
+        "",
+        markdown_table(rows),
+        "",
+        image_markdown(curve.path, curve.title),
+    ]
+    for s in studies:
+        parts += ["", f"### Study: {s.name}", "", s.markdown, "", image_markdown(s.plot.path)]
+    for c in comparisons:
+        parts += ["", c.markdown()]
+    key = artifact_key(t.name)
+    create_markdown_artifact("\n".join(parts), key=key, description=f"{t.name} v{t.version}")
+    for plot in [curve, *(s.plot for s in studies)]:
+        create_image_artifact(plot.path.resolve().as_uri(), description=plot.title)
+    return curve

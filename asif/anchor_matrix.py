@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -12,6 +13,8 @@ from asif.errors import DimensionMismatchError
 
 Precision = Literal["float32", "float16", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("float32", "float16", "int8")
+GROWTH = 1.25  # spare rows allocated when a matrix grows or is compacted, as a factor
+MIN_SPARE = 1024
 
 
 def _as_rows(x: np.ndarray, name: str) -> np.ndarray:
@@ -19,6 +22,25 @@ def _as_rows(x: np.ndarray, name: str) -> np.ndarray:
     if x.ndim != 2:
         raise DimensionMismatchError(f"{name} must be a 2-D (n, d) array, got shape {x.shape}")
     return x
+
+
+class _Storage:
+    """A row buffer with spare capacity; the matrices sharing it are prefixes `data[:n]`.
+
+    Only the matrix whose length equals `used` may append in place: rows past an older
+    matrix's end are invisible to it, so earlier matrices never see a later append.
+    """
+
+    __slots__ = ("data", "scale", "used")
+
+    def __init__(self, rows: int, capacity: int, dim: int, dtype: np.dtype, scaled: bool):
+        self.data = np.empty((capacity, dim), dtype=dtype)
+        self.scale = np.empty(capacity, dtype=np.float32) if scaled else None
+        self.used = rows
+
+    @classmethod
+    def for_rows(cls, rows: int, dim: int, dtype: np.dtype, scaled: bool) -> _Storage:
+        return cls(rows, max(int(rows * GROWTH), rows + MIN_SPARE), dim, dtype, scaled)
 
 
 class AnchorMatrix:
@@ -40,6 +62,14 @@ class AnchorMatrix:
             raise TypeError(f"anchor embeddings must be float32, float16 or int8, not {data.dtype}")
         self.data = data
         self.scale = scale
+        self._storage: _Storage | None = None
+
+    @classmethod
+    def _view(cls, storage: _Storage, n: int) -> AnchorMatrix:
+        scale = None if storage.scale is None else storage.scale[:n]
+        out = cls(storage.data[:n], scale)
+        out._storage = storage
+        return out
 
     @classmethod
     def from_float(cls, x: np.ndarray, precision: Precision = "float32") -> AnchorMatrix:
@@ -73,7 +103,9 @@ class AnchorMatrix:
 
     def chunk(self, start: int, stop: int) -> torch.Tensor:
         """Rows `start:stop` as a float32 tensor."""
-        rows = torch.from_numpy(np.ascontiguousarray(self.data[start:stop]))
+        with warnings.catch_warnings():  # read-only memory maps: the tensor is only read
+            warnings.simplefilter("ignore", UserWarning)
+            rows = torch.from_numpy(np.ascontiguousarray(self.data[start:stop]))
         if self.scale is None:
             return rows.float()
         scale = torch.from_numpy(self.scale[start:stop])
@@ -89,13 +121,50 @@ class AnchorMatrix:
         return AnchorMatrix(self.data[rows], None if self.scale is None else self.scale[rows])
 
     def append(self, x: np.ndarray) -> AnchorMatrix:
-        """A new matrix with float rows `x` added at this matrix's precision."""
+        """A new matrix with float rows `x` added at this matrix's precision.
+
+        Amortised O(len(x)): rows go into spare capacity shared with this matrix when it is
+        the newest prefix of its buffer; otherwise the rows are copied into a larger buffer.
+        This matrix is never modified.
+        """
         x = _as_rows(x, "new anchor embeddings")
         if x.shape[1] != self.dim:
             raise DimensionMismatchError(
                 f"new anchor embeddings have dimension {x.shape[1]}, the anchors have {self.dim}"
             )
         extra = AnchorMatrix.from_float(x, self.precision)
-        data = np.concatenate([self.data, extra.data])
-        scale = None if self.scale is None else np.concatenate([self.scale, extra.scale])
-        return AnchorMatrix(data, scale)
+        n, m = len(self), len(extra)
+        storage = self._storage
+        if storage is None or storage.used != n or len(storage.data) < n + m:
+            storage = self.reserve(m)._storage
+        storage.data[n : n + m] = extra.data
+        if storage.scale is not None:
+            storage.scale[n : n + m] = extra.scale
+        storage.used = n + m
+        return AnchorMatrix._view(storage, n + m)
+
+    def reserve(self, rows: int) -> AnchorMatrix:
+        """A copy of this matrix in a buffer with room to append at least `rows` rows in place."""
+        n = len(self)
+        storage = _Storage.for_rows(n + rows, self.dim, self.data.dtype, self.scale is not None)
+        storage.data[:n] = self.data
+        if storage.scale is not None:
+            storage.scale[:n] = self.scale
+        storage.used = n
+        return AnchorMatrix._view(storage, n)
+
+    def delete(self, rows: np.ndarray | Sequence[int]) -> AnchorMatrix:
+        """A new matrix without the rows at `rows` (order kept), with spare room to append."""
+        drop = np.unique(np.asarray(rows, dtype=np.int64))
+        n = len(self) - len(drop)
+        storage = _Storage.for_rows(n, self.dim, self.data.dtype, self.scale is not None)
+        starts = np.concatenate([[0], drop + 1])
+        stops = np.concatenate([drop, [len(self)]])
+        at = 0
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+            storage.data[at : at + b - a] = self.data[a:b]  # contiguous runs: memcpy speed
+            if storage.scale is not None:
+                storage.scale[at : at + b - a] = self.scale[a:b]
+            at += b - a
+        storage.used = n
+        return AnchorMatrix._view(storage, n)

@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="settings of a saved model")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.set_defaults(run=cmd_info)
+
+    from asif.serve.cli import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,33 @@ class AnchorSet:
         if missing:
             raise KeyError(f"no anchors with ids {missing[:5]}{'...' if len(missing) > 5 else ''}")
         return np.array([self._row[a] for a in ids], dtype=np.int64)
+
+    def extend(
+        self,
+        ids: Sequence[str],
+        captions: Sequence[str],
+        urls: Sequence[str | None],
+        image: AnchorMatrix,
+        text: AnchorMatrix,
+    ) -> AnchorSet:
+        """This set plus new anchors, without re-indexing the old ids.
+
+        `image` and `text` are this set's matrices with the new rows appended (see
+        `AnchorMatrix.append`). A new id equal to an old one points `rows()` at the new row
+        (the caller retires the old row); this set is unchanged.
+        """
+        n = len(self) + len(ids)
+        if not (len(captions) == len(urls) == len(ids)) or {len(image), len(text)} != {n}:
+            raise ValueError(
+                f"extending {len(self)} anchors by {len(ids)} ids, {len(captions)} captions, "
+                f"{len(urls)} urls needs {n}-row matrices, got {len(image)} and {len(text)}"
+            )
+        out = copy.copy(self)
+        out.ids, out.captions = self.ids + list(ids), self.captions + list(captions)
+        out.urls, out.image, out.text = self.urls + list(urls), image, text
+        out._row = self._row.copy()
+        out._row.update(zip(ids, range(len(self), n), strict=True))
+        return out
 
     def take(self, rows: np.ndarray) -> AnchorSet:
         """The anchors at `rows` (indices or boolean mask)."""

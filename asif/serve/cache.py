@@ -1,0 +1,47 @@
+"""A memory-mapped cache of the anchor table's embeddings at the served precision.
+
+One folder per (table name, version, precision) holds the model as `.npy` files
+(`asif.model_io` format); loading it maps them instead of reading the table, so a restart at a
+cached version is fast and float16/int8 anchors are paged in by the OS as scans need them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from asif.anchor_matrix import Precision
+from asif.anchor_table import AnchorTable
+from asif.encoders.base import ImageEncoder, TextEncoder
+from asif.model import AsifModel
+from asif.model_io import SETTINGS, load_model, model_from_table, save_model
+
+
+def cache_path(cache_dir: str | Path, view: AnchorTable, precision: Precision) -> Path:
+    return Path(cache_dir) / f"{view.name}-v{view.version}-{precision}"
+
+
+def cached_model(
+    view: AnchorTable,
+    cache_dir: str | Path,
+    precision: Precision,
+    *,
+    k: int,
+    p: float,
+    image_encoder: ImageEncoder | None = None,
+    text_encoder: TextEncoder | None = None,
+) -> AsifModel:
+    """The model of `view` memory-mapped from the cache, written there first if missing.
+
+    Caches of other versions of the same table and precision are deleted (mapped files stay
+    readable by snapshots still using them).
+    """
+    path = cache_path(cache_dir, view, precision)
+    if not (path / SETTINGS).is_file():
+        save_model(model_from_table(view, precision=precision), path)
+    model = load_model(path, mmap=True, image_encoder=image_encoder, text_encoder=text_encoder)
+    model.k, model.p = k, p
+    for old in Path(cache_dir).glob(f"{view.name}-v*-{precision}"):
+        if old != path and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return model

@@ -1,0 +1,86 @@
+"""`asif serve`: the query service over an anchor table, following its new versions."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from asif.anchor_matrix import PRECISIONS
+from asif.approximate import INDEX_KINDS
+from asif.relative import DEFAULT_K, DEFAULT_P
+from asif.serve.app import DEFAULT_MAX_UPLOAD
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `serve` command to the `asif` CLI's subparsers."""
+    p = subparsers.add_parser(
+        "serve", help="HTTP query service over an anchor table (follows new versions)"
+    )
+    p.add_argument("--table", required=True, help="LanceDB URI (folder or s3://...)")
+    p.add_argument("--name", default="anchors", help="table name")
+    pin = p.add_mutually_exclusive_group()
+    pin.add_argument("--version", type=int, help="serve this version, never move")
+    pin.add_argument("--tag", help="serve the version this tag names, never move")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--precision", choices=PRECISIONS, default="float32")
+    p.add_argument("--k", type=int, default=DEFAULT_K)
+    p.add_argument("--p", type=float, default=DEFAULT_P)
+    p.add_argument(
+        "--watch-interval", type=float, default=1.0, help="seconds between version checks"
+    )
+    p.add_argument(
+        "--max-upload-bytes", type=int, default=DEFAULT_MAX_UPLOAD, help="largest image accepted"
+    )
+    p.add_argument(
+        "--cache-dir",
+        help="memory-map the anchors from an .npy cache of the served version kept here",
+    )
+    p.add_argument(
+        "--approximate",
+        action="store_true",
+        help="top-k from the table's vector indexes instead of an exact scan in memory",
+    )
+    p.add_argument(
+        "--build-index",
+        choices=INDEX_KINDS,
+        help="with --approximate: build this index on both embedding columns first",
+    )
+    p.add_argument("--nprobes", type=int, default=32, help="IVF partitions searched")
+    p.add_argument("--image-encoder", help="image encoder spec, if not the table's")
+    p.add_argument("--text-encoder", help="text encoder spec, if not the table's")
+    p.set_defaults(run=cmd_serve)
+    return p
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from asif.anchor_table import AnchorTable
+    from asif.approximate import SearchSettings, build_indexes
+    from asif.encoders import load_image_encoder, load_text_encoder
+    from asif.serve.app import create_app
+    from asif.serve.live_model import LiveModel
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    table = AnchorTable.open(args.table, args.name)
+    if args.build_index:
+        build_indexes(table, args.build_index)
+    live = LiveModel(
+        args.table,
+        args.name,
+        version=args.tag if args.tag is not None else args.version,
+        precision=args.precision,
+        k=args.k,
+        p=args.p,
+        approximate=args.approximate,
+        search=SearchSettings(nprobes=args.nprobes),
+        image_encoder=load_image_encoder(args.image_encoder or table.image_encoder),
+        text_encoder=load_text_encoder(args.text_encoder or table.text_encoder),
+        cache_dir=args.cache_dir,
+    )
+    app = create_app(
+        live, watch_interval=args.watch_interval, max_upload_bytes=args.max_upload_bytes
+    )
+    uvicorn.run(app, host=args.host, port=args.port)

@@ -1,0 +1,93 @@
+"""Request and response models of the query service (they make the OpenAPI docs at /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class ServedBy(BaseModel):
+    """The model version that answered: every answer names it."""
+
+    version: int = Field(description="anchor table version of the model that answered")
+    anchors: int = Field(description="number of anchor pairs in that model")
+
+
+class ClassScore(BaseModel):
+    label: str
+    score: float
+
+
+class ClassifyResponse(ServedBy):
+    label: str = Field(description='the best class, or "unknown" below the threshold')
+    score: float = Field(description="the best class's score <r(x), r(y)>")
+    top: list[ClassScore] = Field(description="the best classes, best first")
+
+
+class AnchorContribution(BaseModel):
+    anchor_id: str
+    caption: str
+    url: str | None
+    contribution: float = Field(description="r_i(x) * r_i(y)")
+    image_weight: float = Field(description="r_i(x)")
+    text_weight: float = Field(description="r_i(y)")
+
+
+class ExplainResponse(ServedBy):
+    label: str
+    prompt: str = Field(description="the prompt (or class mean) that gave the label its score")
+    score: float
+    anchors: list[AnchorContribution]
+
+
+class RankedCaption(BaseModel):
+    caption: str
+    score: float
+
+
+class CaptionsResponse(ServedBy):
+    source: str = Field(description='"candidates" (the given captions) or "anchors"')
+    captions: list[RankedCaption]
+
+
+class AnchorHit(BaseModel):
+    anchor_id: str
+    caption: str
+    url: str | None
+    weight: float = Field(description="the anchor's entry in the query's relative representation")
+
+
+class AnchorsRequest(BaseModel):
+    text: str = Field(min_length=1, description="the query text")
+    top: int = Field(5, ge=1, le=1000)
+
+
+class AnchorsResponse(ServedBy):
+    anchors: list[AnchorHit]
+
+
+class HealthResponse(BaseModel):
+    status: str
+    version: int
+    watcher_error: str | None = None
+
+
+class VersionResponse(ServedBy):
+    table: str = Field(description="anchor table URI")
+    name: str
+    tag: str | None
+    pinned: bool
+    image_encoder: str
+    text_encoder: str
+    k: int
+    p: float
+    precision: str
+    approximate: bool
+    update: str = Field(description='how this version was loaded: "full" or "incremental"')
+    update_seconds: float
+    loaded_at: datetime
+
+
+class ErrorResponse(BaseModel):
+    detail: str

@@ -1,0 +1,153 @@
+import numpy as np
+import pytest
+
+from asif.anchor_table import AnchorTable, build_anchor_batch
+from asif.serve.live_model import LiveModel
+from tests.dense_reference import random_unit
+
+D_IMAGE, D_TEXT = 12, 8
+
+
+def make_batch(rng, lo, hi, ids=None):
+    n = hi - lo
+    return build_anchor_batch(
+        urls=[f"http://x/{i}.jpg" for i in range(lo, hi)],
+        captions=[f"caption {i}" for i in range(lo, hi)],
+        widths=[1] * n,
+        heights=[1] * n,
+        image_embeddings=random_unit(rng, n, D_IMAGE),
+        text_embeddings=random_unit(rng, n, D_TEXT),
+        ids=ids or [f"a{i}" for i in range(lo, hi)],
+    )
+
+
+@pytest.fixture
+def table(tmp_path):
+    t = AnchorTable.create_or_open(
+        str(tmp_path / "db"), image_encoder="i", text_encoder="t", image_dim=D_IMAGE,
+        text_dim=D_TEXT,
+    )  # fmt: skip
+    t.upsert(make_batch(np.random.default_rng(0), 0, 200))
+    return t
+
+
+def by_id(model, queries, kind):
+    """{anchor id: r value} per query, so models with rows in another order compare equal."""
+    rel = model.image_relative(queries) if kind == "image" else model.text_relative(queries)
+    ids = model.anchors.ids
+    return [
+        {ids[i]: v for i, v in zip(row_i, row_v, strict=True) if v > 0}
+        for row_i, row_v in zip(rel.indices, rel.values, strict=True)
+    ]
+
+
+def assert_same_model(live, b):
+    a = live.compacted()
+    assert len(live) == len(a) == len(b)
+    assert sorted(a.anchors.ids) == sorted(b.anchors.ids)
+    order = b.anchors.rows(a.anchors.ids)
+    assert [b.anchors.captions[i] for i in order] == a.anchors.captions
+    np.testing.assert_array_equal(b.anchors.image.to_float32()[order], a.anchors.image.to_float32())
+    np.testing.assert_array_equal(b.anchors.text.to_float32()[order], a.anchors.text.to_float32())
+    rng = np.random.default_rng(9)
+    for kind, d in (("image", D_IMAGE), ("text", D_TEXT)):
+        q = random_unit(rng, 5, d)
+        for x, y in zip(by_id(live, q, kind), by_id(b, q, kind), strict=True):
+            assert x.keys() == y.keys()
+            np.testing.assert_allclose([x[i] for i in x], [y[i] for i in x], rtol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_incremental_updates_equal_a_fresh_load(table, precision):
+    rng = np.random.default_rng(1)
+    live = LiveModel(table.uri, precision=precision, k=30, p=4.0)
+    first = live.snapshot
+    steps = [
+        lambda: table.upsert(make_batch(rng, 200, 260)),  # add
+        lambda: table.remove([f"a{i}" for i in range(0, 200, 5)]),  # remove
+        lambda: table.upsert(make_batch(rng, 250, 300)),  # 10 rewritten, 40 new
+        lambda: table.remove(["a1"]) and table.upsert(make_batch(rng, 1, 2)),  # two versions
+    ]
+    dead = []
+    for step in steps:
+        step()
+        assert live.refresh()
+        snap = live.snapshot
+        assert snap.how == "incremental" and snap.version == table.version
+        fresh = LiveModel(table.uri, precision=precision, k=30, p=4.0).snapshot
+        assert_same_model(snap.model, fresh.model)
+        assert snap.model.anchors.image.precision == precision
+        dead.append(len(snap.model.dead))
+    assert dead == [0, 40, 50, 51]  # removed and rewritten rows are tombstones
+    assert not live.refresh()
+    assert len(first.model) == 200  # the first snapshot never changed
+    at_2 = LiveModel(table.uri, version=2, precision=precision).snapshot.model
+    np.testing.assert_array_equal(
+        first.model.anchors.image.to_float32(), at_2.anchors.image.to_float32()
+    )
+
+
+def test_pinned_model_never_moves(table):
+    table.tag("prod")
+    by_tag = LiveModel(table.uri, version="prod")
+    by_number = LiveModel(table.uri, version=table.version)
+    table.upsert(make_batch(np.random.default_rng(2), 500, 510))
+    for live in (by_tag, by_number):
+        assert not live.refresh()
+        assert len(live.snapshot.model) == 200 and live.pinned
+    assert by_tag.tag == "prod"
+
+
+def test_large_change_reloads_fully(table):
+    live = LiveModel(table.uri, k=10)
+    table.remove([f"a{i}" for i in range(150)])
+    assert live.refresh() and live.snapshot.how == "full" and len(live.snapshot.model) == 50
+
+
+def test_many_tombstones_get_compacted(table):
+    from asif.live_update import apply_delta, read_delta
+
+    live = LiveModel(table.uri, k=10)
+    snap = live.snapshot
+    table.remove([f"a{i}" for i in range(30)])
+    view = table.at(table.version)
+    delta = read_delta(snap.table, view, snap.ids)
+    kept = apply_delta(snap.model, delta)
+    compact = apply_delta(snap.model, delta, max_dead=10)
+    assert len(kept.dead) == 30 and len(kept.anchors) == 200 and len(kept) == 170
+    assert len(compact.dead) == 0 and len(compact.anchors) == 170
+    assert_same_model(kept, compact.compacted())
+
+
+def test_append_shares_spare_capacity_without_changing_older_matrices():
+    from asif.anchor_matrix import AnchorMatrix
+
+    rng = np.random.default_rng(3)
+    for precision in ("float32", "float16", "int8"):
+        base = AnchorMatrix.from_float(random_unit(rng, 50, 6), precision).reserve(10)
+        one = base.append(random_unit(rng, 5, 6))
+        two = one.append(random_unit(rng, 5, 6))
+        assert one.data.base is two.data.base  # in place, no copy
+        other = one.append(random_unit(rng, 3, 6))  # `one` is no longer the newest: copies
+        assert other.data.base is not two.data.base
+        np.testing.assert_array_equal(other.to_float32()[:55], two.to_float32()[:55])
+        assert (len(base), len(one), len(two), len(other)) == (50, 55, 60, 58)
+        np.testing.assert_array_equal(
+            two.delete([0, 10, 59]).to_float32(), np.delete(two.to_float32(), [0, 10, 59], 0)
+        )
+
+
+def test_cache_dir_memory_maps_and_still_updates(table, tmp_path):
+    cache = tmp_path / "cache"
+    live = LiveModel(table.uri, precision="float16", k=20, cache_dir=cache)
+    first = live.snapshot.model
+    assert isinstance(first.anchors.image.data.base, np.memmap)  # mapped, not read
+    assert [p.name for p in cache.iterdir()] == [f"anchors-v{table.version}-float16"]
+    again = LiveModel(table.uri, precision="float16", k=20, cache_dir=cache).snapshot.model
+    np.testing.assert_array_equal(again.anchors.image.data, first.anchors.image.data)
+    table.upsert(make_batch(np.random.default_rng(5), 300, 320))
+    table.remove(["a3", "a4"])
+    assert live.refresh() and live.snapshot.how == "incremental"
+    fresh = LiveModel(table.uri, precision="float16", k=20, cache_dir=cache).snapshot.model
+    assert_same_model(live.snapshot.model, fresh)
+    assert [p.name for p in cache.iterdir()] == [f"anchors-v{table.version}-float16"]

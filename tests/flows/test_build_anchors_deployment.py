@@ -1,0 +1,86 @@
+"""The `build-anchors/demo` deployment from prefect.yaml, run by a process worker.
+
+A real `prefect server start` on loopback, `prefect deploy`, a `prefect worker start --pool
+asif-process --type process` subprocess, then `prefect deployment run build-anchors/demo`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from asif.anchor_table import AnchorTable
+from tests.http_fixtures import ImageServer, generate_pairs, write_url_list
+from tests.prefect_fixtures import (  # noqa: F401 (fixture)
+    PrefectServer,
+    prefect_server,
+    running_process_worker,
+    wait_for_flow_run,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+POOL = "asif-process"
+KNOWN_DEPLOY_FAILURE = "/workers/filter' - Response: {'exception_message': 'Invalid request"
+"""Prefect 3.8.8's client sends `limit: null` when `prefect deploy` finally looks for online
+workers, and the server (under fastapi 0.154) answers 422: the CLI exits 1 after the
+deployment was created. Tolerated here, and only this failure."""
+
+
+def test_demo_deployment_runs_on_a_process_worker(prefect_server: PrefectServer, tmp_path):  # noqa: F811
+    server = prefect_server
+    template = REPO / "infra/prefect/work-pool.json"
+    server.run_cli(
+        "work-pool", "create", POOL, "--type", "process", "--base-job-template", str(template)
+    )
+    deployed = server.run_cli("deploy", "--name", "demo", cwd=REPO, check=False)
+    assert "'build-anchors/demo' successfully created" in deployed.stdout, deployed
+    if deployed.returncode:  # see KNOWN_DEPLOY_FAILURE
+        assert KNOWN_DEPLOY_FAILURE in deployed.stderr, deployed
+    deployment = server.api("GET", "/deployments/name/build-anchors/demo")
+    assert deployment["work_pool_name"] == POOL
+    assert deployment["entrypoint"] == "flows/build_anchors.py:build_anchors"
+    assert deployment["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}
+    ]
+
+    items = generate_pairs(10, n_missing=1, n_html=1)
+    params = {
+        "table_uri": str(tmp_path / "db"),
+        "work_dir": str(tmp_path / "work"),
+        "quarantine_dir": str(tmp_path / "quarantine"),
+        "image_size": 64,
+        "batch_size": 8,
+        "rows_per_batch": 8,
+        "cpus_per_actor": 0.5,
+        "tag": "deployed",
+    }
+    with (
+        ImageServer(items) as images,
+        running_process_worker(
+            server, POOL, base_job_template=REPO / "infra/prefect/work-pool.json"
+        ) as worker,
+    ):
+        url_list = write_url_list(images, [p for p, _ in items], tmp_path / "urls.csv")
+        run = server.run_cli(
+            "deployment",
+            "run",
+            "build-anchors/demo",
+            "--param",
+            f"url_list={url_list}",
+            "--params",
+            json.dumps(params),
+        )
+        flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", run.stdout).group(1)
+        final = wait_for_flow_run(server, flow_run_id, timeout=300, logs=[worker.log_path])
+    assert final["state"]["type"] == "COMPLETED", worker.log_path.read_text()[-6000:]
+    assert final["parameters"]["image_encoder"] == "efficientnet-lite0"
+    pool = server.api("GET", f"/work_pools/{POOL}")
+    assert pool["base_job_template"]["variables"]["properties"]["env"]["default"]
+
+    table = AnchorTable.open(params["table_uri"])
+    assert len(table) == 10
+    assert pc.count_distinct(table.read(["id"])["id"]).as_py() == 10
+    assert table.tags() == {"deployed": table.version}

@@ -1,0 +1,1 @@
+"""Tests of the infrastructure configs: a Ray head, S3-compatible storage."""

@@ -177,7 +177,21 @@ def running_prefect_server(
         )
         yield server
     finally:
+        drain_prefect_services()
         stop_process_group(process)
+
+
+def drain_prefect_services(timeout: float = 60) -> None:
+    """Send this process's queued Prefect logs and events while the server still answers.
+
+    Flows run in the test process queue them for background services; left queued when the
+    server stops, they would be retried against it at interpreter exit, for a very long time.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        service.drain_all(timeout=timeout, at_exit=False)
 
 
 @contextmanager

@@ -240,7 +240,6 @@ def test_bad_batch_is_quarantined_and_table_unchanged(
     assert "| quarantined batches | 1 |" in read_artifact(api, build.flow_run_id)["data"]
 
 
-@pytest.mark.slow  # ~3 min here: a fresh process (imports, encoders, local Ray) is killed
 def test_killed_run_resumes_without_loss_or_duplicates(api, images, tmp_path):
     """SIGKILL the flow (a subprocess) after its first commit; a rerun completes the table."""
     server, first, more = images

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pyarrow.compute as pc
-import pytest
 
 from asif.anchor_table import AnchorTable
 from tests.http_fixtures import ImageServer, generate_pairs, write_url_list
@@ -27,7 +26,6 @@ print("RESULT", json.dumps({**summary.as_dict(), "gcs": ray.get_runtime_context(
 """
 
 
-@pytest.mark.slow  # a Ray head plus a fresh build process: ~1-2 min here
 def test_build_on_a_ray_head_into_s3(tmp_path):
     items = generate_pairs(8, n_missing=1)
     with ImageServer(items) as images, moto_s3() as bucket, ray_head(tmp_path, num_cpus=2) as head:

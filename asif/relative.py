@@ -69,15 +69,24 @@ def _stable_topk(scores: torch.Tensor, offsets: torch.Tensor, k: int) -> tuple[t
 
 
 def _chunk_topk(sims: torch.Tensor, k: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k of a chunk's similarities; rows tied at the k-th value are resolved by index."""
-    values, idx = torch.topk(sims, k, dim=1, sorted=False)
-    kth = values.min(dim=1, keepdim=True).values
-    kept_at_kth = (values == kth).sum(dim=1)
-    ambiguous = torch.nonzero((sims == kth).sum(dim=1) > kept_at_kth).flatten()
-    for row in ambiguous.tolist():
-        above = torch.nonzero(sims[row] > kth[row]).flatten()
-        tied = torch.nonzero(sims[row] == kth[row]).flatten()[: k - len(above)]
-        idx[row] = torch.cat([above, tied])
+    """Top-k of a chunk's similarities; rows tied at the k-th value are resolved by index.
+
+    One more than k is taken: where the (k+1)-th value differs from the k-th, the top-k set is
+    unique and the (k+1)-th is dropped; only rows tied across the boundary are redone exactly.
+    """
+    n, width = sims.shape
+    if k == width:
+        return sims.clone(), torch.arange(width).expand(n, width) + start
+    values, idx = torch.topk(sims, k + 1, dim=1, sorted=False)
+    last = values.argmin(dim=1, keepdim=True)
+    tied = (values == values.gather(1, last)).sum(dim=1) > 1
+    keep = torch.ones_like(values, dtype=torch.bool).scatter_(1, last, False)
+    values, idx = values[keep].view(n, k), idx[keep].view(n, k)
+    for row in torch.nonzero(tied).flatten().tolist():
+        kth = values[row].min()
+        above = torch.nonzero(sims[row] > kth).flatten()
+        at_kth = torch.nonzero(sims[row] == kth).flatten()[: k - len(above)]
+        idx[row] = torch.cat([above, at_kth])
         values[row] = sims[row, idx[row]]
     return values, idx + start
 

@@ -17,8 +17,8 @@ import pyarrow as pa
 
 from asif.anchor_matrix import AnchorMatrix
 from asif.anchor_table import CAPTION, ID, IMAGE_EMBEDDING, TEXT_EMBEDDING, URL, AnchorTable
-from asif.errors import DimensionMismatchError, EmptyInputError
-from asif.model import AnchorSet, AsifModel
+from asif.errors import EmptyInputError
+from asif.model import AnchorSet, AsifModel, checked_queries
 from asif.relative import DEFAULT_K, DEFAULT_P, SparseRelative, normalize_rows
 
 IndexKind = Literal["ivf_pq", "hnsw_sq"]
@@ -122,12 +122,7 @@ class ApproximateModel(AsifModel):
         )
 
     def _relative(self, x: np.ndarray, anchors: AnchorMatrix, kind: str) -> SparseRelative:
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != anchors.dim:
-            raise DimensionMismatchError(
-                f"{kind} embeddings have shape {x.shape}; the anchors' {kind} embeddings "
-                f"are {anchors.dim}-d"
-            )
+        x = checked_queries(x, anchors, kind)
         column = IMAGE_EMBEDDING if kind == "image" else TEXT_EMBEDDING
         kk = min(self.k, len(self.anchors))
         rows, sims = self.search(normalize_rows(x), column, kk)

@@ -280,12 +280,7 @@ class AsifModel:
         return self._relative(text_embeddings, self.anchors.text, "text")
 
     def _relative(self, x: np.ndarray, anchors: AnchorMatrix, kind: str) -> SparseRelative:
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != anchors.dim:
-            raise DimensionMismatchError(
-                f"{kind} embeddings have shape {x.shape}; the anchors' {kind} embeddings "
-                f"are {anchors.dim}-d"
-            )
+        x = checked_queries(x, anchors, kind)
         return relative_representation(x, anchors, self.k, self.p, self.chunk_size)
 
     # -- zero-shot classification ------------------------------------------------------------
@@ -517,6 +512,17 @@ class AsifModel:
             f"text={self.text_encoder_name!r}, k={self.k}, p={self.p}, "
             f"precision={self.anchors.image.precision})"
         )
+
+
+def checked_queries(x: np.ndarray, anchors: AnchorMatrix, kind: str) -> np.ndarray:
+    """`x` as float32 (n, d) rows, or a clear error if d is not the anchors' `kind` width."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != anchors.dim:
+        raise DimensionMismatchError(
+            f"{kind} embeddings have shape {x.shape}; the anchors' {kind} embeddings "
+            f"are {anchors.dim}-d"
+        )
+    return x
 
 
 def _anchor_set(

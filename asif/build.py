@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from asif.anchor_table import AnchorTable
-from asif.download import DownloadStats
-from asif.embed import EmbeddedBatch, iter_embedded_batches
+from asif.download import DownloadOptions, DownloadStats, download_pairs
+from asif.embed import EmbeddedBatch, EmbedOptions, iter_embedded_batches
 from asif.validation import CommitResult, commit_batch
 
 LEDGER_NAME = "embedded-shards.ledger"
@@ -120,14 +120,15 @@ def encoder_identity(image_encoder: str, text_encoder: str) -> tuple[str, int, s
 
 def open_anchor_table(
     table_uri: str,
+    options: EmbedOptions = EmbedOptions(),
     *,
     table_name: str = "anchors",
-    image_encoder: str = "efficientnet-lite2",
-    text_encoder: str = "all-MiniLM-L6-v2",
     storage_options: Mapping[str, str] | None = None,
 ) -> AnchorTable:
-    """Open (or create) the anchor table for these encoder specs; refuses other encoders."""
-    image_name, image_dim, text_name, text_dim = encoder_identity(image_encoder, text_encoder)
+    """Open (or create) the anchor table for the encoders of `options`; refuses other encoders."""
+    image_name, image_dim, text_name, text_dim = encoder_identity(
+        options.image_encoder, options.text_encoder
+    )
     return AnchorTable.create_or_open(
         table_uri,
         image_encoder=image_name,
@@ -172,15 +173,9 @@ class ShardLedger:
 def embed_and_commit(
     stats: DownloadStats,
     table: AnchorTable,
+    options: EmbedOptions = EmbedOptions(),
     *,
     quarantine_dir: str | Path,
-    image_encoder: str = "efficientnet-lite2",
-    text_encoder: str = "all-MiniLM-L6-v2",
-    batch_size: int = 64,
-    rows_per_batch: int = 1024,
-    num_actors: int = 1,
-    cpus_per_actor: float | None = None,
-    ray_address: str | None = None,
     progress: Progress | None = None,
 ) -> EmbedTotals:
     """Embed the shards not yet in the ledger and commit each batch through `commit_batch`.
@@ -200,18 +195,8 @@ def embed_and_commit(
         say(f"nothing to embed: all {len(expected)} shard(s) already committed to the table")
         return totals
     say(f"embedding {len(pending)} shard(s); {totals.skipped_shards} already committed")
-    batches = iter_embedded_batches(
-        pending,
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        batch_size=batch_size,
-        rows_per_batch=rows_per_batch,
-        num_actors=num_actors,
-        cpus_per_actor=cpus_per_actor,
-        ray_address=ray_address,
-    )
     seen: Counter[str] = Counter()
-    for batch in batches:
+    for batch in iter_embedded_batches(pending, options):
         result = commit_batch(table, batch.table, quarantine_dir=quarantine_dir)
         _add(totals, batch, result)
         seen.update(_shard_names(batch.table))
@@ -238,50 +223,23 @@ def build_anchor_table(
     quarantine_dir: str | Path,
     table_name: str = "anchors",
     storage_options: Mapping[str, str] | None = None,
-    image_encoder: str = "efficientnet-lite2",
-    text_encoder: str = "all-MiniLM-L6-v2",
-    download_options: Mapping[str, object] | None = None,
-    batch_size: int = 64,
-    rows_per_batch: int = 1024,
-    num_actors: int = 1,
-    cpus_per_actor: float | None = None,
-    ray_address: str | None = None,
+    download: DownloadOptions = DownloadOptions(),
+    embed: EmbedOptions = EmbedOptions(),
     tag: str | None = None,
     progress: Progress | None = None,
 ) -> BuildSummary:
     """Download the url list into `work_dir`, embed new shards, validate and commit to the table.
 
-    `download_options` go to `asif.download.download_pairs` (processes, threads,
-    samples_per_shard, image_size, output_format, ...); `num_actors`, `cpus_per_actor` and
-    `ray_address` to `asif.embed.iter_embedded_batches`. With `tag`, the final version is
-    tagged if the build changed the table.
+    With `tag`, the final version is tagged if the build changed the table.
     """
-    from asif.download import download_pairs
-
     say = progress or (lambda _msg: None)
     table = open_anchor_table(
-        table_uri,
-        table_name=table_name,
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        storage_options=storage_options,
+        table_uri, embed, table_name=table_name, storage_options=storage_options
     )
     version_before = table.version
-    stats = download_pairs(url_list, work_dir, **dict(download_options or {}))
+    stats = download_pairs(url_list, work_dir, download)
     say(f"downloaded {stats.succeeded} pairs, {stats.failed} failed, {len(stats.shards)} shard(s)")
-    totals = embed_and_commit(
-        stats,
-        table,
-        quarantine_dir=quarantine_dir,
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        batch_size=batch_size,
-        rows_per_batch=rows_per_batch,
-        num_actors=num_actors,
-        cpus_per_actor=cpus_per_actor,
-        ray_address=ray_address,
-        progress=say,
-    )
+    totals = embed_and_commit(stats, table, embed, quarantine_dir=quarantine_dir, progress=say)
     summary = summarize(table, stats, totals, version_before)
     if tag and summary.changed:
         table.tag(tag)

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,9 +34,11 @@ import pyarrow.parquet as pq
 
 from asif.errors import AsifError
 
-OUTPUT_FORMATS = ("parquet", "webdataset")
+OutputFormat = Literal["parquet", "webdataset"]
+ResizeMode = Literal["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"]
+OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
 INPUT_FORMATS = ("parquet", "csv", "tsv")
-RESIZE_MODES = ("no", "border", "keep_ratio", "keep_ratio_largest", "center_crop")
 SHARD_NAME = re.compile(r"^(\d+)(_stats\.json|\.parquet|\.tar)$")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,27 +160,53 @@ def read_url_list(
     )
 
 
+@dataclass(frozen=True)
+class DownloadOptions:
+    """How img2dataset downloads, resizes and shards the images.
+
+    `resize_mode` is img2dataset's ("keep_ratio": the smaller side becomes `image_size`);
+    `timeout` (seconds) and `retries` apply to each url. Raises `ValueError` for a value out
+    of range.
+    """
+
+    __pydantic_config__ = {"extra": "forbid"}  # flow parameter schema: no unknown keys
+
+    output_format: OutputFormat = "parquet"
+    image_size: int = 256
+    resize_mode: ResizeMode = "keep_ratio"
+    processes: int = 1
+    threads: int = 16
+    samples_per_shard: int = 1000
+    timeout: int = 10
+    retries: int = 0
+
+    def __post_init__(self) -> None:
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(
+                f"output_format must be one of {OUTPUT_FORMATS}, not {self.output_format!r}"
+            )
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, not {self.resize_mode!r}")
+        for name in ("image_size", "processes", "threads", "samples_per_shard", "timeout"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.retries < 0:
+            raise ValueError(f"retries must be at least 0, not {self.retries}")
+
+
 def download_pairs(
     url_list: str | Path,
     output_dir: str | Path,
+    options: DownloadOptions = DownloadOptions(),
     *,
     input_format: str | None = None,
     url_col: str = "url",
     caption_col: str = "caption",
-    output_format: str = "parquet",
-    image_size: int = 256,
-    resize_mode: str = "keep_ratio",
-    processes: int = 1,
-    threads: int = 16,
-    samples_per_shard: int = 1000,
-    timeout: int = 10,
-    retries: int = 0,
     resume: bool = True,
 ) -> DownloadStats:
     """Download the list's images into shards of `output_dir`; failed urls are counted, not fatal.
 
-    `resize_mode` is img2dataset's ("keep_ratio": smaller side becomes `image_size`). With
-    `resume`, pairs already in finished shards are not downloaded again; without it, the
+    With `resume`, pairs already in finished shards are not downloaded again; without it, the
     folder's shards are deleted first. Rows without url or caption are skipped and counted.
     """
     pairs = read_url_list(
@@ -185,34 +214,14 @@ def download_pairs(
     )
     valid = pc.and_(_non_blank(pairs["url"]), _non_blank(pairs["caption"]))
     skipped = Counter({"missing url or caption": pairs.num_rows - pc.sum(valid).as_py()})
-    return download_table(
-        pairs.filter(valid),
-        output_dir,
-        output_format=output_format,
-        image_size=image_size,
-        resize_mode=resize_mode,
-        processes=processes,
-        threads=threads,
-        samples_per_shard=samples_per_shard,
-        timeout=timeout,
-        retries=retries,
-        resume=resume,
-        skipped=skipped,
-    )
+    return download_table(pairs.filter(valid), output_dir, options, resume=resume, skipped=skipped)
 
 
 def download_table(
     pairs: pa.Table,
     output_dir: str | Path,
+    options: DownloadOptions = DownloadOptions(),
     *,
-    output_format: str = "parquet",
-    image_size: int = 256,
-    resize_mode: str = "keep_ratio",
-    processes: int = 1,
-    threads: int = 16,
-    samples_per_shard: int = 1000,
-    timeout: int = 10,
-    retries: int = 0,
     resume: bool = True,
     skipped: Mapping[str, int] | None = None,
 ) -> DownloadStats:
@@ -220,13 +229,9 @@ def download_table(
 
     `skipped` counts rows the caller left out, by reason (reported as failures).
     """
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, not {output_format!r}")
-    if resize_mode not in RESIZE_MODES:
-        raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, not {resize_mode!r}")
     out = Path(output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    _prepare_output(out, output_format, resume)
+    _prepare_output(out, options.output_format, resume)
     pending = _new_pairs(pairs.select(["url", "caption"]), out)
     before = set(_finished_ids(out))
     if pending.num_rows:
@@ -239,21 +244,21 @@ def download_table(
                 input_format="parquet",
                 url_col="url",
                 caption_col="caption",
-                output_format=output_format,
-                image_size=image_size,
-                resize_mode=resize_mode,
-                processes_count=processes,
-                thread_count=threads,
-                number_sample_per_shard=samples_per_shard,
-                timeout=timeout,
-                retries=retries,
+                output_format=options.output_format,
+                image_size=options.image_size,
+                resize_mode=options.resize_mode,
+                processes_count=options.processes,
+                thread_count=options.threads,
+                number_sample_per_shard=options.samples_per_shard,
+                timeout=options.timeout,
+                retries=options.retries,
                 incremental_mode="extend",
                 enable_wandb=False,
             )
     shards = collect_stats(out).shards
     new = [s.path for s in shards if _shard_id(s.path) not in before]
     return DownloadStats(
-        out, output_format, shards, new, {k: v for k, v in (skipped or {}).items() if v}
+        out, options.output_format, shards, new, {k: v for k, v in (skipped or {}).items() if v}
     )
 
 

@@ -89,6 +89,36 @@ class EmbedResult:
         return self.failed.num_rows
 
 
+@dataclass(frozen=True)
+class EmbedOptions:
+    """Which encoders embed the pairs and how the Ray job runs.
+
+    `image_encoder`/`text_encoder` are encoder specs (`asif.encoders`); `batch_size` is the
+    encoders' batch, `rows_per_batch` the most rows of a yielded batch. `num_actors` Ray actors
+    embed, each reserving `cpus_per_actor` CPUs (None: see `iter_embedded_batches`);
+    `use_gpu=None` uses a GPU per actor when the cluster has one; `ray_address` as in
+    `init_ray`. Raises `ValueError` for a value out of range.
+    """
+
+    __pydantic_config__ = {"extra": "forbid"}  # flow parameter schema: no unknown keys
+
+    image_encoder: str = "efficientnet-lite2"
+    text_encoder: str = "all-MiniLM-L6-v2"
+    batch_size: int = 64
+    rows_per_batch: int = 1024
+    num_actors: int = 1
+    cpus_per_actor: float | None = None
+    use_gpu: bool | None = None
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "rows_per_batch", "num_actors"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.cpus_per_actor is not None and self.cpus_per_actor <= 0:
+            raise ValueError(f"cpus_per_actor must be positive, not {self.cpus_per_actor}")
+
+
 class ImageTextEmbedder:
     """Ray Data callable: (url, caption, image, shard) batches -> embedded rows plus `error`."""
 
@@ -201,53 +231,44 @@ def read_shards(shards: Sequence[str | Path]) -> ray.data.Dataset:
 
 
 def iter_embedded_batches(
-    shards: Sequence[str | Path],
-    *,
-    image_encoder: str = "efficientnet-lite2",
-    text_encoder: str = "all-MiniLM-L6-v2",
-    batch_size: int = 64,
-    rows_per_batch: int = 1024,
-    num_actors: int = 1,
-    cpus_per_actor: float | None = None,
-    use_gpu: bool | None = None,
-    ray_address: str | None = None,
+    shards: Sequence[str | Path], options: EmbedOptions = EmbedOptions()
 ) -> Iterator[EmbeddedBatch]:
-    """Embed the shards' pairs with a pool of `num_actors` Ray actors; yield batches as they come.
+    """Embed the shards' pairs with a pool of Ray actors; yield batches as they come.
 
-    `batch_size` is the encoders' batch; each yielded table has at most `rows_per_batch` rows.
-    `use_gpu=None` uses a GPU per actor when the Ray cluster has one. Without a GPU, the actors
-    share the cluster's CPUs but `READ_CPUS` (kept for a reading task: reserving them all
-    deadlocks the job) and each runs torch on its share of the cluster's CPUs (Ray's
-    reservation is only logical). See `init_ray` for how the Ray session is found.
+    With `cpus_per_actor=None`, GPU actors reserve one CPU each and CPU actors share the
+    cluster's CPUs but `READ_CPUS` (kept for a reading task: reserving them all deadlocks the
+    job). Each actor runs torch on its share of the cluster's CPUs (Ray's reservation is only
+    logical). See `init_ray` for how the Ray session is found.
     """
     if not shards:
         return
     import ray
 
-    init_ray(ray_address)
+    init_ray(options.ray_address)
     gpus = ray.cluster_resources().get("GPU", 0)
-    if use_gpu and not gpus:
+    if options.use_gpu and not gpus:
         raise ValueError("use_gpu=True but the Ray cluster has no GPU")
-    use_gpu = bool(gpus) if use_gpu is None else use_gpu
+    use_gpu = bool(gpus) if options.use_gpu is None else options.use_gpu
     cpus = ray.cluster_resources().get("CPU", 1.0)
+    cpus_per_actor = options.cpus_per_actor
     if cpus_per_actor is None:
-        cpus_per_actor = 1.0 if use_gpu else max(cpus - READ_CPUS, READ_CPUS) / num_actors
+        cpus_per_actor = 1.0 if use_gpu else max(cpus - READ_CPUS, READ_CPUS) / options.num_actors
     embedded = read_shards(shards).map_batches(
         ImageTextEmbedder,
         fn_constructor_kwargs={
-            "image_encoder": image_encoder,
-            "text_encoder": text_encoder,
+            "image_encoder": options.image_encoder,
+            "text_encoder": options.text_encoder,
             "device": "cuda" if use_gpu else "cpu",
-            "batch_size": batch_size,
-            "threads": round(cpus / num_actors),
+            "batch_size": options.batch_size,
+            "threads": round(cpus / options.num_actors),
         },
-        compute=ray.data.ActorPoolStrategy(size=num_actors),
-        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=options.num_actors),
+        batch_size=options.batch_size,
         batch_format="pyarrow",
         num_gpus=1 if use_gpu else 0,
         num_cpus=cpus_per_actor,
     )
-    for table in embedded.iter_batches(batch_size=rows_per_batch, batch_format="pyarrow"):
+    for table in embedded.iter_batches(batch_size=options.rows_per_batch, batch_format="pyarrow"):
         ok = pc.is_null(table["error"])
         yield EmbeddedBatch(
             table=table.filter(ok).drop_columns(["error"]),
@@ -256,29 +277,10 @@ def iter_embedded_batches(
 
 
 def embed_shards(
-    shards: Sequence[str | Path],
-    *,
-    image_encoder: str = "efficientnet-lite2",
-    text_encoder: str = "all-MiniLM-L6-v2",
-    batch_size: int = 64,
-    num_actors: int = 1,
-    cpus_per_actor: float | None = None,
-    use_gpu: bool | None = None,
-    ray_address: str | None = None,
+    shards: Sequence[str | Path], options: EmbedOptions = EmbedOptions()
 ) -> EmbedResult:
     """`iter_embedded_batches` gathered into one table (for small runs and tests)."""
-    batches = list(
-        iter_embedded_batches(
-            shards,
-            image_encoder=image_encoder,
-            text_encoder=text_encoder,
-            batch_size=batch_size,
-            num_actors=num_actors,
-            cpus_per_actor=cpus_per_actor,
-            use_gpu=use_gpu,
-            ray_address=ray_address,
-        )
-    )
+    batches = list(iter_embedded_batches(shards, options))
     if not batches:
         return EmbedResult(pa.table({}), FAILED_SCHEMA.empty_table())
     return EmbedResult(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from asif.download import DownloadStats, download_table
+from asif.download import DownloadOptions, DownloadStats, download_table
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
@@ -43,13 +43,8 @@ def folder_pairs(folder: str | Path) -> tuple[pa.Table, int]:
 def pairs_from_folder(
     folder: str | Path,
     output_dir: str | Path,
+    options: DownloadOptions = DownloadOptions(),
     *,
-    output_format: str = "parquet",
-    image_size: int = 256,
-    resize_mode: str = "keep_ratio",
-    samples_per_shard: int = 1000,
-    processes: int = 1,
-    threads: int = 16,
     resume: bool = True,
 ) -> DownloadStats:
     """Write the folder's captioned images as shards of `output_dir`.
@@ -58,15 +53,5 @@ def pairs_from_folder(
     img2dataset's "Image decoding error"; neither stops the run.
     """
     pairs, uncaptioned = folder_pairs(folder)
-    return download_table(
-        pairs,
-        output_dir,
-        output_format=output_format,
-        image_size=image_size,
-        resize_mode=resize_mode,
-        processes=processes,
-        threads=threads,
-        samples_per_shard=samples_per_shard,
-        resume=resume,
-        skipped=Counter({"missing caption": uncaptioned}),
-    )
+    skipped = Counter({"missing caption": uncaptioned})
+    return download_table(pairs, output_dir, options, resume=resume, skipped=skipped)

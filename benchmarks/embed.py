@@ -87,17 +87,17 @@ def ray_loop(
     shards: list[Path], image_spec: str, text_spec: str, batch_size: int, actors: int
 ) -> Iterator[int]:
     """`iter_embedded_batches` with `actors` actors; yield rows per batch."""
-    from asif.embed import iter_embedded_batches
+    from asif.embed import EmbedOptions, iter_embedded_batches
 
-    for batch in iter_embedded_batches(
-        shards,
+    options = EmbedOptions(
         image_encoder=image_spec,
         text_encoder=text_spec,
         batch_size=batch_size,
         rows_per_batch=batch_size,
         num_actors=actors,
         use_gpu=False,
-    ):
+    )
+    for batch in iter_embedded_batches(shards, options):
         yield batch.table.num_rows
 
 

@@ -11,16 +11,17 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from asif.build import BuildSummary, EmbedTotals, embed_and_commit, open_anchor_table, summarize
-from asif.download import DownloadStats, download_pairs
+from asif.download import DownloadOptions, DownloadStats, download_pairs
+from asif.embed import EmbedOptions
 
 SUMMARY_ARTIFACT_KEY = "build-anchors-summary"
 UPDATED_EVENT = "asif.anchors.updated"
 
 
 @task(name="download-pairs", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
-def download(url_list: str, work_dir: str, options: Mapping[str, object]) -> DownloadStats:
+def download_shards(url_list: str, work_dir: str, options: DownloadOptions) -> DownloadStats:
     """Download the url list's images into shards of `work_dir` (resumes finished shards)."""
-    stats = download_pairs(url_list, work_dir, **dict(options))
+    stats = download_pairs(url_list, work_dir, options)
     get_run_logger().info(
         "%d pairs downloaded, %d failed, %d shard(s) (%d new) in %s",
         stats.succeeded,
@@ -38,35 +39,16 @@ def embed_commit(
     table_uri: str,
     table_name: str,
     storage_options: Mapping[str, str] | None,
-    image_encoder: str,
-    text_encoder: str,
     quarantine_dir: str,
-    batch_size: int,
-    rows_per_batch: int,
-    num_actors: int,
-    cpus_per_actor: float | None,
+    options: EmbedOptions,
 ) -> BuildSummary:
     """Embed the shards not yet committed, validate each batch, commit or quarantine it."""
-    logger = get_run_logger()
     table = open_anchor_table(
-        table_uri,
-        table_name=table_name,
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        storage_options=storage_options,
+        table_uri, options, table_name=table_name, storage_options=storage_options
     )
     version_before = table.version
     totals: EmbedTotals = embed_and_commit(
-        stats,
-        table,
-        quarantine_dir=quarantine_dir,
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        batch_size=batch_size,
-        rows_per_batch=rows_per_batch,
-        num_actors=num_actors,
-        cpus_per_actor=cpus_per_actor,
-        progress=logger.info,
+        stats, table, options, quarantine_dir=quarantine_dir, progress=get_run_logger().info
     )
     return summarize(table, stats, totals, version_before)
 

@@ -28,7 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,16 +156,7 @@ def running_prefect_server(
     env = server_env(home, api_url, extra_env)
     log_path = home / "server.log"
     cmd = [*_PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+    process = start_logged(cmd, env, log_path)
     server = PrefectServer(api_url, env, home, log_path, process)
     try:
         _wait_until(
@@ -217,17 +208,7 @@ def running_process_worker(
     env = {**server.env, **(extra_env or {})}
     log_path = server.home / f"worker-{name}.log"
     cmd = [*_PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--name", name]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            cmd,
-            env=env,
-            cwd=cwd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+    process = start_logged(cmd, env, log_path, cwd=cwd)
     try:
         _wait_until(
             lambda: _worker_registered(server, pool, name),
@@ -239,6 +220,28 @@ def running_process_worker(
         yield PrefectWorker(pool, name, log_path, process)
     finally:
         stop_process_group(process)
+
+
+def start_logged(
+    cmd: Sequence[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    *,
+    cwd: str | Path | None = None,
+) -> subprocess.Popen:
+    """Start `cmd` as the leader of a new process group (for `stop_process_group`), without
+    stdin, its output to `log_path`; it gets SIGTERM when this process dies."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
 
 
 def stop_process_group(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
@@ -282,7 +285,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         yield server
 
 
-def die_with_parent() -> None:
+def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM when the parent (pytest) dies, even by SIGKILL."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

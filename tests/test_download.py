@@ -14,7 +14,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from asif.download import UrlListError, collect_stats, download_pairs, read_url_list
+from asif.download import (
+    DownloadOptions,
+    UrlListError,
+    collect_stats,
+    download_pairs,
+    read_url_list,
+)
 from asif.local_pairs import pairs_from_folder
 from tests.http_fixtures import ImageServer, generate_pairs, write_image_folder, write_url_list
 
@@ -22,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ITEMS = generate_pairs(10, n_missing=2, n_html=2, n_truncated=2)
 PAIRS = [p for p, _ in ITEMS]
 EXTRA = generate_pairs(4, start=100)
+FIVE_PER_SHARD = DownloadOptions(samples_per_shard=5)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +41,9 @@ def server():
 def first_run(server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("download")
     url_list = write_url_list(server, PAIRS, tmp / "urls.parquet")
-    stats = download_pairs(url_list, tmp / "shards", samples_per_shard=5, threads=4)
+    stats = download_pairs(
+        url_list, tmp / "shards", DownloadOptions(samples_per_shard=5, threads=4)
+    )
     return stats, tmp
 
 
@@ -62,13 +71,13 @@ def test_shards_hold_the_good_images(first_run, server):
 def test_rerun_downloads_nothing_and_a_longer_list_only_its_new_pairs(first_run, server):
     stats, tmp = first_run
     hits = dict(server.hits)
-    again = download_pairs(tmp / "urls.parquet", tmp / "shards", samples_per_shard=5)
+    again = download_pairs(tmp / "urls.parquet", tmp / "shards", FIVE_PER_SHARD)
     assert again.new_shards == []
     assert (again.total, again.succeeded) == (16, 10)
     assert server.hits == hits
 
     longer = write_url_list(server, PAIRS + [p for p, _ in EXTRA], tmp / "longer.csv")
-    grown = download_pairs(longer, tmp / "shards", samples_per_shard=5)
+    grown = download_pairs(longer, tmp / "shards", FIVE_PER_SHARD)
     assert [p.name for p in grown.new_shards] == ["00004.parquet"]
     assert (grown.total, grown.succeeded, grown.failed) == (20, 14, 6)
     assert {k: v for k, v in server.hits.items() if v != hits.get(k)} == {
@@ -83,12 +92,12 @@ def test_csv_list_to_webdataset_skips_rows_without_caption(server, tmp_path):
     write_url_list(server, rows, url_list)
     with url_list.open("a") as f:
         f.write(f'"{server.base_url}/img/1.jpg",""\n')
-    stats = download_pairs(url_list, tmp_path / "wds", output_format="webdataset")
+    stats = download_pairs(url_list, tmp_path / "wds", DownloadOptions(output_format="webdataset"))
     assert (stats.total, stats.succeeded, stats.failed) == (6, 4, 2)
     assert stats.failures_by_reason == {"missing url or caption": 1, "HTTP Error 404: Not Found": 1}
     assert [p.name for p in stats.shard_files] == ["00000.tar"]
     with pytest.raises(ValueError, match="webdataset"):
-        download_pairs(url_list, tmp_path / "wds", output_format="parquet")
+        download_pairs(url_list, tmp_path / "wds", DownloadOptions(output_format="parquet"))
 
 
 def test_resume_after_kill_keeps_finished_shards(server, tmp_path):
@@ -96,8 +105,9 @@ def test_resume_after_kill_keeps_finished_shards(server, tmp_path):
     url_list = write_url_list(server, good, tmp_path / "urls.parquet")
     out = tmp_path / "shards"
     code = (
-        "from asif.download import download_pairs; "
-        f"download_pairs({str(url_list)!r}, {str(out)!r}, samples_per_shard=3, threads=1)"
+        "from asif.download import DownloadOptions, download_pairs; "
+        f"download_pairs({str(url_list)!r}, {str(out)!r}, "
+        "DownloadOptions(samples_per_shard=3, threads=1))"
     )
     hits_before = dict(server.hits)
     server.delay = 0.4
@@ -115,7 +125,7 @@ def test_resume_after_kill_keeps_finished_shards(server, tmp_path):
     assert 1 <= len(finished.shards) < 3
     done_urls = set(pq.read_table(finished.shard_files[0], columns=["url"])["url"].to_pylist())
 
-    stats = download_pairs(url_list, out, samples_per_shard=3, threads=4)
+    stats = download_pairs(url_list, out, DownloadOptions(samples_per_shard=3, threads=4))
     assert (stats.total, stats.succeeded) == (9, 9)
     urls = pa.concat_tables(pq.read_table(p, columns=["url"]) for p in stats.shard_files)["url"]
     assert sorted(urls.to_pylist()) == sorted(server.url(p) for p in good)
@@ -126,7 +136,8 @@ def test_resume_after_kill_keeps_finished_shards(server, tmp_path):
 
 def test_pairs_from_folder(tmp_path):
     folder = write_image_folder(tmp_path / "images", 5, n_uncaptioned=1, n_corrupt=1)
-    stats = pairs_from_folder(folder, tmp_path / "shards", samples_per_shard=4)
+    four = DownloadOptions(samples_per_shard=4)
+    stats = pairs_from_folder(folder, tmp_path / "shards", four)
     assert (stats.total, stats.succeeded, stats.failed) == (7, 5, 2)
     assert stats.failures_by_reason == {"missing caption": 1, "Image decoding error": 1}
     table = pa.concat_tables(pq.read_table(p) for p in stats.shard_files)
@@ -134,7 +145,7 @@ def test_pairs_from_folder(tmp_path):
     assert sorted(urls) == sorted(
         p.resolve().as_uri() for p in folder.rglob("img*") if p.suffix != ".txt"
     )
-    assert pairs_from_folder(folder, tmp_path / "shards", samples_per_shard=4).new_shards == []
+    assert pairs_from_folder(folder, tmp_path / "shards", four).new_shards == []
 
 
 def test_unreadable_url_lists_name_the_file_and_column(tmp_path):
@@ -151,3 +162,17 @@ def test_unreadable_url_lists_name_the_file_and_column(tmp_path):
     (tmp_path / "c.json").write_text("{}")
     with pytest.raises(UrlListError, match="format 'json'"):
         read_url_list(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"output_format": "tar"}, "output_format must be one of"),
+        ({"resize_mode": "stretch"}, "resize_mode must be one of"),
+        ({"threads": 0}, "threads must be at least 1, not 0"),
+        ({"retries": -1}, "retries must be at least 0"),
+    ],
+)
+def test_bad_download_options_are_refused(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DownloadOptions(**options)

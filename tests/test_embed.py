@@ -16,8 +16,14 @@ import pytest
 from PIL import Image
 
 from asif.anchor_ids import anchor_id
-from asif.download import download_pairs
-from asif.embed import embed_shards, embedded_schema, init_ray, iter_embedded_batches
+from asif.download import DownloadOptions, download_pairs
+from asif.embed import (
+    EmbedOptions,
+    embed_shards,
+    embedded_schema,
+    init_ray,
+    iter_embedded_batches,
+)
 from asif.local_pairs import pairs_from_folder
 from tests.http_fixtures import ImageServer, generate_pairs, write_image_folder, write_url_list
 
@@ -33,9 +39,10 @@ def shards(tmp_path_factory):
     items = generate_pairs(8, n_missing=1, n_html=1)
     with ImageServer(items) as server:
         url_list = write_url_list(server, [p for p, _ in items], tmp / "urls.parquet")
-        downloaded = download_pairs(url_list, tmp / "dl", samples_per_shard=6, threads=4)
+        options = DownloadOptions(samples_per_shard=6, threads=4)
+        downloaded = download_pairs(url_list, tmp / "dl", options)
     folder = write_image_folder(tmp / "images", 3, start=50)
-    local = pairs_from_folder(folder, tmp / "local", output_format="webdataset")
+    local = pairs_from_folder(folder, tmp / "local", DownloadOptions(output_format="webdataset"))
 
     good = pq.read_table(downloaded.shard_files[0]).slice(0, 2)
     corrupt = pa.table(
@@ -60,15 +67,13 @@ def embedded(shards):
     started = not ray.is_initialized()
     init_ray()
     files, _ = shards
-    batches = list(
-        iter_embedded_batches(
-            files,
-            image_encoder=IMAGE_ENCODER,
-            text_encoder=TEXT_ENCODER,
-            batch_size=4,
-            rows_per_batch=ROWS_PER_BATCH,
-        )
+    options = EmbedOptions(
+        image_encoder=IMAGE_ENCODER,
+        text_encoder=TEXT_ENCODER,
+        batch_size=4,
+        rows_per_batch=ROWS_PER_BATCH,
     )
+    batches = list(iter_embedded_batches(files, options))
     yield batches
     if started:
         ray.shutdown()
@@ -140,3 +145,16 @@ def test_undecodable_images_are_dropped_and_reported(embedded):
 def test_no_shards_embeds_nothing():
     result = embed_shards([])
     assert (result.n_embedded, result.n_failed) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_actors": 0}, "num_actors must be at least 1, not 0"),
+        ({"rows_per_batch": 0}, "rows_per_batch must be at least 1"),
+        ({"cpus_per_actor": 0.0}, "cpus_per_actor must be positive"),
+    ],
+)
+def test_bad_embed_options_are_refused(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        EmbedOptions(**options)

@@ -50,6 +50,17 @@ def test_ties_go_to_the_lower_index_across_chunks():
         )
 
 
+@pytest.mark.parametrize("k", [5, 30])
+def test_every_chunk_beats_the_running_top_k(k):
+    # similarity rises with the anchor index: each chunk displaces all that came before
+    angles = np.linspace(1.5, 0.0, 200)
+    anchors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    queries = np.array([[1.0, 0.0], [0.9, 0.1]], dtype=np.float32)
+    rel = relative_representation(queries, anchors, k=k, p=3, chunk_size=20)
+    np.testing.assert_allclose(rel.to_dense(), dense_relative(queries, anchors, k, 3), atol=1e-6)
+    assert (rel.indices[0] == np.arange(199, 199 - k, -1)).all()
+
+
 def test_negative_similarities_are_clamped():
     anchors = np.array([[1, 0], [-1, 0], [0, 1]], dtype=np.float32)
     rel = relative_representation(np.array([[1.0, -0.2]]), anchors, k=3, p=1)

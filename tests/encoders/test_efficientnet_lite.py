@@ -26,6 +26,12 @@ def lite2() -> EfficientNetLiteEncoder:
     return EfficientNetLiteEncoder("lite2", device="cpu")
 
 
+@pytest.fixture(params=["lite0", "lite2"])
+def encoder(request: pytest.FixtureRequest) -> EfficientNetLiteEncoder:
+    """Each shipped variant in turn (the module's fixture of that name)."""
+    return request.getfixturevalue(request.param)
+
+
 def _logits(encoder: EfficientNetLiteEncoder, *photos: np.ndarray) -> torch.Tensor:
     batch = torch.stack([encoder.transform(Image.fromarray(p)) for p in photos])
     with torch.inference_mode():
@@ -41,26 +47,17 @@ def test_identity(lite0: EfficientNetLiteEncoder, lite2: EfficientNetLiteEncoder
     assert (lite0.name, lite2.name) == ("efficientnet-lite0", "efficientnet-lite2")
 
 
-@pytest.mark.parametrize("variant", ["lite0", "lite2"])
-def test_shipped_weights_match_the_architecture_exactly(
-    variant: str, lite0: EfficientNetLiteEncoder, lite2: EfficientNetLiteEncoder
-) -> None:
-    encoder = {"lite0": lite0, "lite2": lite2}[variant]
-    shipped = torch.load(shipped_weights(variant), map_location="cpu", weights_only=True)
+def test_shipped_weights_match_the_architecture_exactly(encoder: EfficientNetLiteEncoder) -> None:
+    shipped = torch.load(shipped_weights(encoder.variant), map_location="cpu", weights_only=True)
     model_state = encoder.model.state_dict()
     assert shipped.keys() == model_state.keys()
     for key, value in shipped.items():
         assert torch.equal(value, model_state[key]), key
 
 
-@pytest.mark.parametrize("variant", ["lite0", "lite2"])
 def test_imagenet_predictions_on_real_photos(
-    variant: str,
-    lite0: EfficientNetLiteEncoder,
-    lite2: EfficientNetLiteEncoder,
-    photos: dict[str, np.ndarray],
+    encoder: EfficientNetLiteEncoder, photos: dict[str, np.ndarray]
 ) -> None:
-    encoder = {"lite0": lite0, "lite2": lite2}[variant]
     cat, coffee = _logits(encoder, photos["chelsea"], photos["coffee"])
     assert int(cat.argmax()) in CATS
     assert set(coffee.topk(3).indices.tolist()) & COFFEE
@@ -112,14 +109,9 @@ def test_input_forms_embed_identically(
     np.testing.assert_allclose(out, np.repeat(out[:1], 5, axis=0), atol=1e-6)
 
 
-@pytest.mark.parametrize("variant", ["lite0", "lite2"])
 def test_semantic_neighbours(
-    variant: str,
-    lite0: EfficientNetLiteEncoder,
-    lite2: EfficientNetLiteEncoder,
-    photos: dict[str, np.ndarray],
+    encoder: EfficientNetLiteEncoder, photos: dict[str, np.ndarray]
 ) -> None:
-    encoder = {"lite0": lite0, "lite2": lite2}[variant]
     chelsea = photos["chelsea"]
     flipped = chelsea[:, ::-1]
     cropped = chelsea[30:270, 60:400]

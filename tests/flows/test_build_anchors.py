@@ -35,14 +35,15 @@ from tests.prefect_fixtures import PrefectServer, prefect_server  # noqa: F401 (
 REPO = Path(__file__).resolve().parents[2]
 N_GOOD, N_MORE = 16, 6
 BAD = {"n_missing": 2, "n_html": 2, "n_truncated": 2}
-FAST = {
+FAST_EMBED = {
     "image_encoder": "efficientnet-lite0",
-    "samples_per_shard": 8,
     "rows_per_batch": 8,
     "batch_size": 8,
-    "image_size": 64,
-    "threads": 4,
     "cpus_per_actor": 0.5,
+}
+FAST = {
+    "download": {"samples_per_shard": 8, "image_size": 64, "threads": 4},
+    "embed": FAST_EMBED,
 }
 
 
@@ -205,7 +206,7 @@ def test_bad_batch_is_quarantined_and_table_unchanged(
     server.add(extra)
     url_list = write_url_list(server, [p for p, _ in extra], tmp_path / "extra.parquet")
 
-    def nan_batches(shards, **_):
+    def nan_batches(shards, options):
         urls = [server.url(p) for p, _ in extra]
         image = np.full((3, 1280), np.nan, dtype=np.float32)
         text = np.eye(3, 384, dtype=np.float32)
@@ -251,7 +252,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(api, images, tmp_path):
         "table_uri": str(tmp_path / "db"),
         "work_dir": str(tmp_path / "work"),
         "quarantine_dir": str(tmp_path / "quarantine"),
-        "rows_per_batch": 4,
+        "embed": {**FAST_EMBED, "rows_per_batch": 4},
     }
     script = (
         "import json, sys\n"
@@ -280,7 +281,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(api, images, tmp_path):
     killed_rows = len(AnchorTable.open(params["table_uri"]))
     assert 0 < killed_rows < N_GOOD + N_MORE
 
-    s = run_build(url_list, tmp_path, rows_per_batch=4).summary
+    s = run_build(url_list, tmp_path, embed=params["embed"]).summary
     table = AnchorTable.open(params["table_uri"])
     ids = table.read(["id"])["id"]
     assert s["rows"] == len(table) == N_GOOD + N_MORE

@@ -40,15 +40,27 @@ def test_demo_deployment_runs_on_a_process_worker(prefect_server: PrefectServer,
         {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}
     ]
 
+    for bad, named in (
+        ({"embed": {"num_actor": 2}}, "num_actor"),
+        ({"batch_size": 8}, "batch_size"),
+    ):
+        refused = server.run_cli(
+            "deployment", "run", "build-anchors/demo", "--params", json.dumps(bad), check=False
+        )
+        assert refused.returncode != 0 and named in refused.stdout, refused
+
     items = generate_pairs(10, n_missing=1, n_html=1)
     params = {
         "table_uri": str(tmp_path / "db"),
         "work_dir": str(tmp_path / "work"),
         "quarantine_dir": str(tmp_path / "quarantine"),
-        "image_size": 64,
-        "batch_size": 8,
-        "rows_per_batch": 8,
-        "cpus_per_actor": 0.5,
+        "download": {"image_size": 64},
+        "embed": {
+            "image_encoder": "efficientnet-lite0",
+            "batch_size": 8,
+            "rows_per_batch": 8,
+            "cpus_per_actor": 0.5,
+        },
         "tag": "deployed",
     }
     with (
@@ -70,7 +82,8 @@ def test_demo_deployment_runs_on_a_process_worker(prefect_server: PrefectServer,
         flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", run.stdout).group(1)
         final = wait_for_flow_run(server, flow_run_id, timeout=300, logs=[worker.log_path])
     assert final["state"]["type"] == "COMPLETED", worker.log_path.read_text()[-6000:]
-    assert final["parameters"]["image_encoder"] == "efficientnet-lite0"
+    assert final["parameters"]["embed"] == params["embed"]
+    assert final["parameters"]["table_name"] == "anchors"  # from the deployment
     pool = server.api("GET", f"/work_pools/{POOL}")
     assert pool["base_job_template"]["variables"]["properties"]["env"]["default"]
 
@@ -78,3 +91,4 @@ def test_demo_deployment_runs_on_a_process_worker(prefect_server: PrefectServer,
     assert len(table) == 10
     assert pc.count_distinct(table.read(["id"])["id"]).as_py() == 10
     assert table.tags() == {"deployed": table.version}
+    assert table.image_encoder == "efficientnet-lite0"

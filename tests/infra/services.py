@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.prefect_fixtures import die_with_parent, free_port, stop_process_group
+from tests.prefect_fixtures import free_port, start_logged, stop_process_group
 
 RAY_START_TIMEOUT = 90.0
 
@@ -112,16 +111,7 @@ def ray_head(tmp_dir: str | Path, *, num_cpus: int = 1) -> Iterator[RayHead]:
         "--temp-dir", ray_tmp,
     ]  # fmt: skip
     log_path = root / "ray-head.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+    process = start_logged(cmd, env, log_path)
     try:
         deadline = time.monotonic() + RAY_START_TIMEOUT
         while "Ray runtime started" not in log_path.read_text(errors="replace"):

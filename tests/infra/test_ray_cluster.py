@@ -18,9 +18,15 @@ BUILD = """
 import json, sys
 import ray
 from asif.build import build_anchor_table, storage_options_from_env
+from asif.download import DownloadOptions
+from asif.embed import EmbedOptions
 args = json.loads(sys.argv[1])
 summary = build_anchor_table(
-    storage_options=storage_options_from_env(), progress=print, **args
+    storage_options=storage_options_from_env(),
+    download=DownloadOptions(**args.pop("download")),
+    embed=EmbedOptions(**args.pop("embed")),
+    progress=print,
+    **args,
 )
 print("RESULT", json.dumps({**summary.as_dict(), "gcs": ray.get_runtime_context().gcs_address}))
 """
@@ -35,9 +41,8 @@ def test_build_on_a_ray_head_into_s3(tmp_path):
             "table_uri": bucket.uri,
             "work_dir": str(tmp_path / "work"),
             "quarantine_dir": str(tmp_path / "quarantine"),
-            "image_encoder": "efficientnet-lite0",
-            "download_options": {"image_size": 64, "threads": 4},
-            "batch_size": 8,
+            "download": {"image_size": 64, "threads": 4},
+            "embed": {"image_encoder": "efficientnet-lite0", "batch_size": 8},
             "tag": "on-ray",
         }
         done = subprocess.run(

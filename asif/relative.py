@@ -20,6 +20,7 @@ DEFAULT_K = 800
 DEFAULT_P = 8.0
 DEFAULT_CHUNK = 100_000
 QUERY_BATCH = 512
+BLOCK = 32  # columns per block of the threshold test in `_entries_above`
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,16 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def _stable_topk(scores: torch.Tensor, offsets: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
-    """Top-k of each row by (value descending, index ascending): deterministic under ties."""
-    by_index = torch.argsort(offsets, dim=1, stable=True)
-    scores, offsets = scores.gather(1, by_index), offsets.gather(1, by_index)
+def _stable_topk(
+    scores: torch.Tensor, offsets: torch.Tensor, k: int, index_ordered: bool = False
+) -> tuple[torch.Tensor, ...]:
+    """Top-k of each row by (value descending, index ascending): deterministic under ties.
+
+    With `index_ordered`, equal values already stand in index order: one stable sort suffices.
+    """
+    if not index_ordered:
+        by_index = torch.argsort(offsets, dim=1, stable=True)
+        scores, offsets = scores.gather(1, by_index), offsets.gather(1, by_index)
     by_value = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]
     return scores.gather(1, by_value), offsets.gather(1, by_value)
 
@@ -91,13 +98,28 @@ def _chunk_topk(sims: torch.Tensor, k: int, start: int) -> tuple[torch.Tensor, t
     return values, idx + start
 
 
+def _entries_above(sims: torch.Tensor, kth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of the entries strictly above their row's `kth`, in row-major order.
+
+    Blocks of `BLOCK` columns are first tested by their maximum: few blocks pass, so most of
+    the chunk is read once, by a fast reduction, instead of compared entry by entry.
+    """
+    n, width = sims.shape
+    if width % BLOCK:
+        return torch.nonzero(sims > kth[:, None], as_tuple=True)
+    blocked = sims.view(n, width // BLOCK, BLOCK)
+    rows, blocks = torch.nonzero(blocked.amax(2) > kth[:, None], as_tuple=True)
+    hit, offset = torch.nonzero(blocked[rows, blocks] > kth[rows, None], as_tuple=True)
+    return rows[hit], blocks[hit] * BLOCK + offset
+
+
 def _above_threshold(sims: torch.Tensor, kth: torch.Tensor, start: int) -> tuple[torch.Tensor, ...]:
     """Each row's entries strictly above its current k-th best, padded with -inf to one width.
 
     Only these can enter the top-k: an entry equal to the k-th best comes from a later chunk,
     so it has a higher index and loses the tie.
     """
-    rows, cols = torch.nonzero(sims > kth[:, None], as_tuple=True)
+    rows, cols = _entries_above(sims, kth)
     counts = torch.bincount(rows, minlength=len(sims))
     width = int(counts.max()) if len(rows) else 0
     position = torch.arange(len(rows)) - (torch.cumsum(counts, 0) - counts)[rows]
@@ -126,13 +148,15 @@ def _topk_scan(
         # numpy's OpenBLAS: its AVX-512 sgemm is ~1.6x torch's MKL one on AMD CPUs
         np.matmul(queries, anchors.chunk(start, stop).numpy().T, out=sims)
         sims = torch.from_numpy(sims)
-        if best_v.shape[1] == k:
+        ordered = best_v.shape[1] == k
+        if ordered:  # best is in (value, index) order, the new entries in index order
             v, i = _above_threshold(sims, best_v[:, -1], start)
-            if v.shape[1] > k:  # a row with many new entries: a top-k of the chunk is cheaper
-                v, i = _chunk_topk(sims, min(k, stop - start), start)
-        else:
+            ordered = v.shape[1] <= 4 * k  # else a top-k of the chunk is cheaper to merge
+        if not ordered:
             v, i = _chunk_topk(sims, min(k, stop - start), start)
-        best_v, best_i = _stable_topk(torch.cat([best_v, v], 1), torch.cat([best_i, i], 1), k)
+        best_v, best_i = _stable_topk(
+            torch.cat([best_v, v], 1), torch.cat([best_i, i], 1), k, index_ordered=ordered
+        )
     return best_v, best_i
 
 

@@ -43,14 +43,30 @@ def test_ties_go_to_the_lower_index_across_chunks():
     base = np.eye(4, dtype=np.float32)
     anchors = np.tile(base, (25, 1))  # 100 anchors, each direction 25 times
     queries = np.array([[1, 0, 0, 0], [0.6, 0.8, 0, 0], [0, 0, 0, 1]], dtype=np.float32)
-    for chunk in (3, 10, 33, 1000):
+    sims = queries / np.linalg.norm(queries, axis=1, keepdims=True) @ anchors.T
+    index = np.broadcast_to(np.arange(len(anchors)), sims.shape)
+    by_value_then_index = np.lexsort((index, -sims), axis=1)[:, :30]
+    for chunk in (3, 10, 32, 33, 1000):
         rel = relative_representation(queries, anchors, k=30, p=2, chunk_size=chunk)
         np.testing.assert_allclose(
             rel.to_dense(), dense_relative(queries, anchors, 30, 2), atol=1e-6
         )
+        np.testing.assert_array_equal(rel.indices, by_value_then_index)
 
 
-@pytest.mark.parametrize("k", [5, 30])
+@pytest.mark.parametrize("chunk", [256, 1000, 5000])
+def test_ties_in_random_positions_keep_index_order(chunk):
+    # 6 distinct anchors repeated in random order: every similarity is tied many times over
+    rng = np.random.default_rng(3)
+    anchors = random_unit(rng, 6, 16)[rng.integers(0, 6, 3000)]
+    queries = random_unit(rng, 9, 16)
+    rel = relative_representation(queries, anchors, k=700, p=2, chunk_size=chunk)
+    sims = queries @ anchors.T
+    index = np.broadcast_to(np.arange(len(anchors)), sims.shape)
+    np.testing.assert_array_equal(rel.indices, np.lexsort((index, -sims), axis=1)[:, :700])
+
+
+@pytest.mark.parametrize("k", [4, 30])  # 20 new entries a chunk: above and below 4k
 def test_every_chunk_beats_the_running_top_k(k):
     # similarity rises with the anchor index: each chunk displaces all that came before
     angles = np.linspace(1.5, 0.0, 200)

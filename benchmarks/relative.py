@@ -117,13 +117,19 @@ def measure(method: str, n: int, d: int, n_queries: int, out: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def compare(n: int, d: int, n_queries: int, tmp: Path) -> str:
-    """One table row: both methods on the same data, and how far their scores differ."""
+def compare(n: int, d: int, n_queries: int, repeat: int, tmp: Path) -> str:
+    """One table row: the methods on the same data, and how far their scores differ.
+
+    Each method runs `repeat` times, interleaved with the others; the row shows medians.
+    """
     methods = ("dense", "asif", "products")
-    res = {m: measure(m, n, d, n_queries, tmp / f"{m}.npy") for m in methods}
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    for _ in range(repeat):
+        for m in methods:
+            runs[m].append(measure(m, n, d, n_queries, tmp / f"{m}.npy"))
     diff = np.abs(np.load(tmp / "dense.npy") - np.load(tmp / "asif.npy")).max()
-    qps = {m: n_queries / r["seconds"] for m, r in res.items()}
-    mem = {m: r["work_mb"] for m, r in res.items()}
+    qps = {m: n_queries / np.median([r["seconds"] for r in rs]) for m, rs in runs.items()}
+    mem = {m: np.median([r["work_mb"] for r in rs]) for m, rs in runs.items()}
     return (
         f"{n:>9} {d:>4} | {qps['dense']:>10.1f} {qps['asif']:>10.1f} "
         f"{qps['asif'] / qps['dense']:>7.1f}x {qps['products'] / qps['dense']:>7.1f}x | "
@@ -137,6 +143,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--dims", type=int, nargs="+", default=[384, 768])
     parser.add_argument("--queries", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per method (median shown)")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -148,13 +155,16 @@ def main() -> None:
         f"{'N':>9} {'d':>4} | {'dense q/s':>10} {'asif q/s':>10} {'speed x':>8} {'bound x':>8} | "
         f"{'dense MiB':>10} {'asif MiB':>9} {'mem /':>7} | {'max |diff|':>10}"
     )
-    print(f"k={K} p={P} queries={args.queries} prompts={CLASSES}x{TEMPLATES}")
+    print(
+        f"k={K} p={P} queries={args.queries} prompts={CLASSES}x{TEMPLATES} "
+        f"(median of {args.repeat} runs)"
+    )
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
         for d in args.dims:
             for n in args.sizes:
-                print(compare(n, d, args.queries, Path(tmp)), flush=True)
+                print(compare(n, d, args.queries, args.repeat, Path(tmp)), flush=True)
 
 
 if __name__ == "__main__":

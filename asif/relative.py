@@ -7,6 +7,8 @@ anchor index), clamp negatives to 0, raise to the power p, L2-normalise. Only th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,6 +132,21 @@ def _above_threshold(sims: torch.Tensor, kth: torch.Tensor, start: int) -> tuple
     return values, indices
 
 
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run this thread's torch ops single-threaded (OpenMP's thread count is per thread).
+
+    Between OpenBLAS products, torch's spinning OpenMP workers would take cores from
+    OpenBLAS's own and the other way round; torch's share of the work here is small.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _topk_scan(
     queries: np.ndarray, anchors: AnchorMatrix, k: int, chunk_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,13 +203,14 @@ def relative_representation(
     kk = min(k, len(anchors))
     indices = np.empty((len(queries), kk), dtype=np.int64)
     values = np.empty((len(queries), kk), dtype=np.float32)
-    for start in range(0, len(queries), QUERY_BATCH):
-        q = normalize_rows(queries[start : start + QUERY_BATCH])
-        v, i = _topk_scan(q, anchors, kk, chunk_size)
-        v = v.clamp_(min=0).pow_(p)
-        v = v / v.norm(dim=1, keepdim=True).clamp_(min=torch.finfo(torch.float32).tiny)
-        values[start : start + len(q)] = v.numpy()
-        indices[start : start + len(q)] = i.numpy()
+    with _one_torch_thread():
+        for start in range(0, len(queries), QUERY_BATCH):
+            q = normalize_rows(queries[start : start + QUERY_BATCH])
+            v, i = _topk_scan(q, anchors, kk, chunk_size)
+            v = v.clamp_(min=0).pow_(p)
+            v = v / v.norm(dim=1, keepdim=True).clamp_(min=torch.finfo(torch.float32).tiny)
+            values[start : start + len(q)] = v.numpy()
+            indices[start : start + len(q)] = i.numpy()
     return SparseRelative(indices, values, len(anchors))
 
 

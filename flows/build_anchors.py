@@ -1,9 +1,10 @@
 """The `build-anchors` flow: grow a LanceDB anchor table (the ASIF model) from a url list.
 
-download (img2dataset, resumable) -> embed (Ray Data) -> validate each batch (Great
-Expectations) -> commit or quarantine -> tag the version -> summary artifact -> event
-`asif.anchors.updated` (only when the table changed). Killed and re-run with the same
-arguments, it finishes the job without losing or duplicating rows (see `asif.build`).
+open the table (refusing other encoders before any download) -> download (img2dataset,
+resumable) -> embed (Ray Data) -> validate each batch (Great Expectations) -> commit or
+quarantine -> tag the version -> summary artifact -> event `asif.anchors.updated` (only when
+the table changed). Killed and re-run with the same arguments, it finishes the job without
+losing or duplicating rows (see `asif.build`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tasks.build_anchors import (
     anchors_updated_event,
     download_shards,
     embed_commit,
+    open_table,
     summary_artifact,
     tag_version,
 )
@@ -55,8 +57,10 @@ def build_anchors(
     work_dir = work_dir or f"{DATA_DIR}/work/{table_name}"
     quarantine_dir = quarantine_dir or f"{DATA_DIR}/quarantine/{table_name}"
     tag = tag or f"build-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    table = open_table(table_uri, table_name, storage_options, embed)  # wrong encoders: stop now
+    version_before = table.version
     stats = download_shards(url_list, work_dir, download)
-    summary = embed_commit(stats, table_uri, table_name, storage_options, quarantine_dir, embed)
+    summary = embed_commit(stats, table, version_before, quarantine_dir, embed)
     if summary.changed:
         tag_version(table_uri, table_name, storage_options, tag, summary.version)
         summary.tag = tag

@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
+from asif.anchor_table import AnchorTable
 from asif.build import BuildSummary, EmbedTotals, embed_and_commit, open_anchor_table, summarize
 from asif.download import DownloadOptions, DownloadStats, download_pairs
 from asif.embed import EmbedOptions
@@ -33,20 +34,32 @@ def download_shards(url_list: str, work_dir: str, options: DownloadOptions) -> D
     return stats
 
 
-@task(name="embed-and-commit", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def embed_commit(
-    stats: DownloadStats,
+@task(name="open-anchor-table", cache_policy=NO_CACHE)
+def open_table(
     table_uri: str,
     table_name: str,
     storage_options: Mapping[str, str] | None,
+    options: EmbedOptions,
+) -> AnchorTable:
+    """Open (or create) the anchor table; refuses a table made with other encoders."""
+    table = open_anchor_table(
+        table_uri, options, table_name=table_name, storage_options=storage_options
+    )
+    get_run_logger().info(
+        "anchor table %r: version %d, %d rows", table.name, table.version, len(table)
+    )
+    return table
+
+
+@task(name="embed-and-commit", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def embed_commit(
+    stats: DownloadStats,
+    table: AnchorTable,
+    version_before: int,
     quarantine_dir: str,
     options: EmbedOptions,
 ) -> BuildSummary:
     """Embed the shards not yet committed, validate each batch, commit or quarantine it."""
-    table = open_anchor_table(
-        table_uri, options, table_name=table_name, storage_options=storage_options
-    )
-    version_before = table.version
     totals: EmbedTotals = embed_and_commit(
         stats, table, options, quarantine_dir=quarantine_dir, progress=get_run_logger().info
     )
@@ -62,8 +75,6 @@ def tag_version(
     version: int,
 ) -> None:
     """Point `tag` at `version` of the table."""
-    from asif.anchor_table import AnchorTable
-
     AnchorTable.open(table_uri, table_name, storage_options).tag(tag, version)
     get_run_logger().info("tagged version %d of %s as %r", version, table_name, tag)
 

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
+import torch
 
+import asif.relative
 from asif.anchor_matrix import AnchorMatrix
 from asif.errors import DimensionMismatchError, EmptyInputError
 from asif.relative import relative_representation, similarity
@@ -122,3 +124,20 @@ def test_bad_inputs_name_the_problem():
         relative_representation(np.ones((2, 3)), np.zeros((0, 3), np.float32))
     with pytest.raises(ValueError, match="k and chunk_size"):
         relative_representation(np.ones((2, 3)), anchors, k=0)
+
+
+def test_leaves_torch_thread_count_as_it_was(monkeypatch):
+    rng = np.random.default_rng(9)
+    anchors, queries = random_unit(rng, 300, 16), random_unit(rng, 5, 16)
+    before = torch.get_num_threads()
+    relative_representation(queries, anchors, k=10, chunk_size=64)
+    assert torch.get_num_threads() == before
+
+    def interrupted(*_args: object) -> None:
+        assert torch.get_num_threads() == 1
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(asif.relative, "_topk_scan", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        relative_representation(queries, anchors, k=10)
+    assert torch.get_num_threads() == before

@@ -27,6 +27,7 @@ import asif.build
 from asif.anchor_ids import anchor_id
 from asif.anchor_table import AnchorTable, build_anchor_batch
 from asif.embed import FAILED_SCHEMA, EmbeddedBatch
+from asif.errors import EncoderMismatchError
 from flows.build_anchors import build_anchors
 from tasks.build_anchors import SUMMARY_ARTIFACT_KEY, UPDATED_EVENT
 from tests.http_fixtures import ImageServer, Pair, generate_pairs, write_url_list
@@ -196,6 +197,25 @@ def test_second_run_with_more_urls_adds_only_new_rows(first_build, images):
     table = AnchorTable.open(first_build.table_uri)
     assert set(table.read(["id"])["id"].to_pylist()) == expected_ids(server, first + more)
     assert table.tags()["second"] == s["version"]
+
+
+def test_other_encoders_are_refused_before_any_download(first_build, images, tmp_path):
+    server, first, _ = images
+    url_list = write_url_list(server, first, tmp_path / "urls.parquet")
+    rows_before, hits_before = len(AnchorTable.open(first_build.table_uri)), dict(server.hits)
+    state = build_anchors(
+        url_list=str(url_list),
+        table_uri=first_build.table_uri,
+        work_dir=str(tmp_path / "work"),
+        quarantine_dir=str(tmp_path / "quarantine"),
+        **{**FAST, "embed": {**FAST_EMBED, "image_encoder": "efficientnet-lite2"}},
+        return_state=True,
+    )
+    assert state.is_failed()
+    with pytest.raises(EncoderMismatchError, match="efficientnet-lite0.*efficientnet-lite2"):
+        state.result()
+    assert server.hits == hits_before and not (tmp_path / "work").exists()
+    assert len(AnchorTable.open(first_build.table_uri)) == rows_before
 
 
 def test_bad_batch_is_quarantined_and_table_unchanged(

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from asif.datasets import FASHION_MNIST_ROOT, LabelledImages, digits, fashion_mnist
+from asif.evaluation.imagenet import imagenet_class_names
 from asif.evaluation.templates import (
     CIFAR_TEMPLATES,
     DEFAULT_TEMPLATES,
@@ -173,13 +174,16 @@ def load_image_folder(
     return LabelledImages(root.name, paths, np.asarray(labels, dtype=np.int64), names)
 
 
-def _folder_loader(templates: tuple[str, ...]) -> Loader:
+def _folder_loader(
+    templates: tuple[str, ...], default_names: Callable[[], ClassNames] = lambda: None
+) -> Loader:
     def load(
         split: str, root: Path | None, class_names: ClassNames = None, **_: Any
     ) -> tuple[LabelledImages, tuple]:
         if root is None:
             raise ValueError("an image-folder benchmark needs root=")
-        return load_image_folder(root, split, class_names), templates
+        names = class_names if class_names is not None else default_names()
+        return load_image_folder(root, split, names), templates
 
     return load
 
@@ -240,8 +244,8 @@ BENCHMARKS: dict[str, Loader] = {
     "digits": _digits,
     "cifar10": _cifar,
     "cifar100": _cifar,
-    "imagenet": _folder_loader(IMAGENET_TEMPLATES),
-    "imagenet-v2": _folder_loader(IMAGENET_TEMPLATES),
+    "imagenet": _folder_loader(IMAGENET_TEMPLATES, imagenet_class_names),
+    "imagenet-v2": _folder_loader(IMAGENET_TEMPLATES, imagenet_class_names),
     "pets": _folder_loader(PETS_TEMPLATES),
     "image-folder": _folder_loader(DEFAULT_TEMPLATES),
 }

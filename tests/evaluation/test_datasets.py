@@ -91,6 +91,14 @@ def test_image_folder_names_and_mapping(tmp_path):
     assert str(b.data.images[0]).endswith("0.png")
 
 
+def test_imagenet_folders_get_readable_names_by_default(tmp_path):
+    _images(tmp_path / "val", ["n01440764", "n02012849"], per_class=1)
+    assert load_benchmark("imagenet", "val", tmp_path).class_names == ["tench", "crane bird"]
+    _images(tmp_path / "v2", ["0", "517"], per_class=1)
+    v2 = load_benchmark("imagenet-v2", root=tmp_path / "v2")
+    assert v2.class_names == ["tench", "construction crane"]
+
+
 def test_image_folder_numeric_classes_like_imagenet_v2(tmp_path):
     _images(tmp_path, ["0", "2", "10"], per_class=1)
     data = load_image_folder(tmp_path, class_names=list("abcdefghijk"))

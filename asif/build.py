@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from asif.anchor_table import AnchorTable
 from asif.download import DownloadOptions, DownloadStats, download_pairs
 from asif.embed import EmbeddedBatch, EmbedOptions, iter_embedded_batches
+from asif.local_pairs import pairs_from_folder
 from asif.validation import CommitResult, commit_batch
 
 LEDGER_NAME = "embedded-shards.ledger"
@@ -109,6 +110,15 @@ def storage_options_from_env(env: Mapping[str, str] | None = None) -> dict[str, 
 
 
 @lru_cache(maxsize=8)
+def fetch_pairs(
+    source: str | Path, work_dir: str | Path, options: DownloadOptions = DownloadOptions()
+) -> DownloadStats:
+    """Shards in `work_dir` from a url list file or a folder of captioned images."""
+    if Path(source).is_dir():
+        return pairs_from_folder(source, work_dir, options)
+    return download_pairs(source, work_dir, options)
+
+
 def encoder_identity(image_encoder: str, text_encoder: str) -> tuple[str, int, str, int]:
     """(image name, image dim, text name, text dim) of two encoder specs (loads them once)."""
     from asif.encoders import load_image_encoder, load_text_encoder
@@ -228,7 +238,8 @@ def build_anchor_table(
     tag: str | None = None,
     progress: Progress | None = None,
 ) -> BuildSummary:
-    """Download the url list into `work_dir`, embed new shards, validate and commit to the table.
+    """Download the url list (or read a folder of captioned images) into `work_dir`, embed new
+    shards, validate and commit them to the table.
 
     With `tag`, the final version is tagged if the build changed the table.
     """
@@ -237,7 +248,7 @@ def build_anchor_table(
         table_uri, embed, table_name=table_name, storage_options=storage_options
     )
     version_before = table.version
-    stats = download_pairs(url_list, work_dir, download)
+    stats = fetch_pairs(url_list, work_dir, download)
     say(f"downloaded {stats.succeeded} pairs, {stats.failed} failed, {len(stats.shards)} shard(s)")
     totals = embed_and_commit(stats, table, embed, quarantine_dir=quarantine_dir, progress=say)
     summary = summarize(table, stats, totals, version_before)

@@ -40,6 +40,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     result = run_demo(
         args.output,
+        args.pairs_dir,
         anchors_per_class=args.anchors_per_class,
         test_per_class=args.test_per_class,
         image_encoder=args.image_encoder,
@@ -107,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="build anchors from labelled images, classify held-out ones")
     p.add_argument("--output", default=DEFAULT_MODEL, help="where to save the model")
+    p.add_argument(
+        "--pairs-dir",
+        default="asif-data/demo-pairs",
+        help="where to write the anchor pairs as captioned images (input of build-anchors)",
+    )
     p.add_argument("--anchors-per-class", type=int, default=100)
     p.add_argument("--test-per-class", type=int, default=50)
     p.add_argument("--image-encoder", default="efficientnet-lite2")

@@ -7,10 +7,12 @@ templates, so the model never sees its test prompts among the anchors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from asif.datasets import FASHION_MNIST_ROOT, LabelledImages, digits, fashion_mnist
 from asif.encoders import load_image_encoder, load_text_encoder
@@ -40,6 +42,7 @@ class DemoResult:
     targets: np.ndarray
     explanation: Explanation
     model_path: Path
+    pairs_dir: Path | None
 
     @property
     def accuracy(self) -> float:
@@ -63,6 +66,12 @@ class DemoResult:
             lines.append(f"{name:<14}{rows.sum():>7}{np.mean(p.label_ids[rows] == c):>10.1%}")
         lines += ["", "one explanation (first held-out image):", str(self.explanation)]
         lines += ["", f"model saved to {self.model_path}"]
+        if self.pairs_dir is not None:
+            lines += [
+                f"anchor pairs written to {self.pairs_dir} (PNG + .txt caption); build a LanceDB "
+                "anchor table from them with the pipeline (see README):",
+                f"  prefect deployment run build-anchors/demo -p url_list={self.pairs_dir}",
+            ]
         return "\n".join(lines)
 
 
@@ -86,8 +95,22 @@ def anchor_captions(data: LabelledImages, seed: int = 0) -> list[str]:
     ]
 
 
+def write_pairs_folder(data: LabelledImages, captions: Sequence[str], folder: str | Path) -> Path:
+    """The pairs as `folder/<i>.png` images with same-stem `.txt` captions: the folder input
+    of the build-anchors flow. Replaces the folder's earlier pairs."""
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in [*folder.glob("*.png"), *folder.glob("*.txt")]:
+        old.unlink()
+    for i, (image, caption) in enumerate(zip(data.images, captions, strict=True)):
+        Image.fromarray(np.asarray(image)).save(folder / f"{i:05d}.png")
+        (folder / f"{i:05d}.txt").write_text(caption, encoding="utf-8")
+    return folder
+
+
 def run_demo(
     output: str | Path = "asif-data/demo-model",
+    pairs_dir: str | Path | None = "asif-data/demo-pairs",
     anchors_per_class: int = 100,
     test_per_class: int = 50,
     image_encoder: str = "efficientnet-lite2",
@@ -97,13 +120,18 @@ def run_demo(
     seed: int = 0,
     progress: bool = True,
 ) -> DemoResult:
-    """Build anchors, save the model, classify held-out images and explain one answer."""
+    """Build anchors, save the model, classify held-out images and explain one answer.
+
+    With `pairs_dir`, the anchor pairs are also written there as captioned images.
+    """
     pool, test = demo_data(seed)
     anchors = pool.stratified(anchors_per_class, seed)
     test = test.stratified(test_per_class, seed + 1)
+    captions = anchor_captions(anchors, seed)
+    pairs = None if pairs_dir is None else write_pairs_folder(anchors, captions, pairs_dir)
     model = AsifModel.from_pairs(
         list(anchors.images),
-        anchor_captions(anchors, seed),
+        captions,
         load_image_encoder(image_encoder),
         load_text_encoder(text_encoder),
         urls=[f"{anchors.name}#{i}" for i in range(len(anchors))],
@@ -116,4 +144,4 @@ def run_demo(
     embeddings = model.embed_images(list(test.images), progress=progress)
     prediction = model.classify_embeddings(embeddings, classifier)
     explanation = model.explain_embedding(embeddings[0], classifier)
-    return DemoResult(anchors.name, len(model), prediction, test.labels, explanation, path)
+    return DemoResult(anchors.name, len(model), prediction, test.labels, explanation, path, pairs)

@@ -42,7 +42,8 @@ def build_anchors(
 ) -> dict:
     """Download, embed, validate and upsert the url list's pairs into the anchor table.
 
-    `url_list`: parquet/csv/tsv with `url` and `caption` columns. `table_uri`: a folder or
+    `url_list`: parquet/csv/tsv with `url` and `caption` columns, or a folder of images each
+    with a same-stem `.txt` caption. `table_uri`: a folder or
     `s3://bucket/path`; `storage_options` default to `ASIF_STORAGE_OPTIONS` (JSON) and AWS_*
     variables of the process. `work_dir` (shards, resume ledger) defaults to
     `asif-data/work/<table_name>`, `quarantine_dir` to `asif-data/quarantine/<table_name>`.

@@ -11,8 +11,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from asif.anchor_table import AnchorTable
-from asif.build import BuildSummary, EmbedTotals, embed_and_commit, open_anchor_table, summarize
-from asif.download import DownloadOptions, DownloadStats, download_pairs
+from asif.build import (
+    BuildSummary,
+    EmbedTotals,
+    embed_and_commit,
+    fetch_pairs,
+    open_anchor_table,
+    summarize,
+)
+from asif.download import DownloadOptions, DownloadStats
 from asif.embed import EmbedOptions
 
 SUMMARY_ARTIFACT_KEY = "build-anchors-summary"
@@ -21,8 +28,8 @@ UPDATED_EVENT = "asif.anchors.updated"
 
 @task(name="download-pairs", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
 def download_shards(url_list: str, work_dir: str, options: DownloadOptions) -> DownloadStats:
-    """Download the url list's images into shards of `work_dir` (resumes finished shards)."""
-    stats = download_pairs(url_list, work_dir, options)
+    """Download the url list's images (or read a folder's) into shards of `work_dir`; resumes."""
+    stats = fetch_pairs(url_list, work_dir, options)
     get_run_logger().info(
         "%d pairs downloaded, %d failed, %d shard(s) (%d new) in %s",
         stats.succeeded,

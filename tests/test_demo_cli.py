@@ -10,14 +10,15 @@ from PIL import Image
 from asif.cli import main
 from asif.datasets import fashion_mnist
 from asif.demo import run_demo
+from asif.local_pairs import folder_pairs
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "model"
+    out = tmp_path_factory.mktemp("demo")
     return run_demo(
-        out, anchors_per_class=40, test_per_class=20, image_encoder="efficientnet-lite0",
-        k=30, progress=False,
+        out / "model", out / "pairs", anchors_per_class=40, test_per_class=20,
+        image_encoder="efficientnet-lite0", k=30, progress=False,
     )  # fmt: skip
 
 
@@ -26,6 +27,16 @@ def test_zero_shot_accuracy_is_far_above_chance(demo):
     assert demo.n_anchors == 400 and len(demo.targets) == 200
     assert demo.accuracy >= 0.45, demo.report()  # chance is 10%
     assert demo.explanation.anchors and demo.explanation.label in demo.prediction.class_names
+
+
+def test_anchor_pairs_are_written_as_the_flow_s_folder_input(demo):
+    pairs, _ = folder_pairs(demo.pairs_dir)
+    assert pairs.num_rows == demo.n_anchors
+    with Image.open(demo.pairs_dir / "00000.png") as image:
+        assert image.size == (28, 28)
+    captions = set(pairs["caption"].to_pylist())
+    assert any(c.endswith("of a trouser.") for c in captions)
+    assert f"url_list={demo.pairs_dir}" in demo.report()
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,14 @@ from asif.embed import FAILED_SCHEMA, EmbeddedBatch
 from asif.errors import EncoderMismatchError
 from flows.build_anchors import build_anchors
 from tasks.build_anchors import SUMMARY_ARTIFACT_KEY, UPDATED_EVENT
-from tests.http_fixtures import ImageServer, Pair, generate_pairs, write_url_list
+from tests.http_fixtures import (
+    ImageServer,
+    Pair,
+    caption_of,
+    generate_pairs,
+    write_image_folder,
+    write_url_list,
+)
 from tests.prefect_fixtures import PrefectServer, prefect_server  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,6 +204,15 @@ def test_second_run_with_more_urls_adds_only_new_rows(first_build, images):
     table = AnchorTable.open(first_build.table_uri)
     assert set(table.read(["id"])["id"].to_pylist()) == expected_ids(server, first + more)
     assert table.tags()["second"] == s["version"]
+
+
+def test_folder_of_captioned_images_builds_the_table(api, tmp_path):
+    folder = write_image_folder(tmp_path / "images", 5, n_uncaptioned=1, n_corrupt=1)
+    s = run_build(folder, tmp_path).summary
+    assert (s["rows"], s["inserted"], s["downloaded"], s["download_failed"]) == (5, 5, 5, 2)
+    assert s["failures_by_reason"] == {"missing caption": 1, "Image decoding error": 1}
+    captions = AnchorTable.open(str(tmp_path / "db")).read(["caption"])["caption"].to_pylist()
+    assert sorted(captions) == sorted(caption_of(seed) for seed in range(5))
 
 
 def test_other_encoders_are_refused_before_any_download(first_build, images, tmp_path):

@@ -109,7 +109,6 @@ def storage_options_from_env(env: Mapping[str, str] | None = None) -> dict[str, 
     return options or None
 
 
-@lru_cache(maxsize=8)
 def fetch_pairs(
     source: str | Path, work_dir: str | Path, options: DownloadOptions = DownloadOptions()
 ) -> DownloadStats:
@@ -119,6 +118,7 @@ def fetch_pairs(
     return download_pairs(source, work_dir, options)
 
 
+@lru_cache(maxsize=8)
 def encoder_identity(image_encoder: str, text_encoder: str) -> tuple[str, int, str, int]:
     """(image name, image dim, text name, text dim) of two encoder specs (loads them once)."""
     from asif.encoders import load_image_encoder, load_text_encoder

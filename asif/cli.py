@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.templates = list(DEFAULT_TEMPLATES)
     try:
         args.run(args)
-    except (AsifError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (AsifError, FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"asif {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

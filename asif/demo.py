@@ -29,6 +29,7 @@ CAPTION_TEMPLATES = (
     "a picture of one {}.",
     "a centered photo of a single {}.",
 )
+PAIRS_MARKER = ".asif-demo-pairs"
 PROMPT_TEMPLATES = ("a photo of a {}.", "a photo of the {}.", "an image of a {}.")
 
 
@@ -97,9 +98,14 @@ def anchor_captions(data: LabelledImages, seed: int = 0) -> list[str]:
 
 def write_pairs_folder(data: LabelledImages, captions: Sequence[str], folder: str | Path) -> Path:
     """The pairs as `folder/<i>.png` images with same-stem `.txt` captions: the folder input
-    of the build-anchors flow. Replaces the folder's earlier pairs."""
+    of the build-anchors flow. Replaces the pairs of an earlier demo; refuses any other
+    non-empty folder rather than mix its files in."""
     folder = Path(folder).resolve()
+    marker = folder / PAIRS_MARKER
+    if folder.is_dir() and any(folder.iterdir()) and not marker.is_file():
+        raise FileExistsError(f"{folder} is not empty and not an earlier demo's pairs folder")
     folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text("anchor pairs written by `asif demo`; rewritten by each demo\n")
     for old in [*folder.glob("*.png"), *folder.glob("*.txt")]:
         old.unlink()
     for i, (image, caption) in enumerate(zip(data.images, captions, strict=True)):

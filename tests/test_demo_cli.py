@@ -9,7 +9,7 @@ from PIL import Image
 
 from asif.cli import main
 from asif.datasets import fashion_mnist
-from asif.demo import run_demo
+from asif.demo import run_demo, write_pairs_folder
 from asif.local_pairs import folder_pairs
 
 
@@ -37,6 +37,21 @@ def test_anchor_pairs_are_written_as_the_flow_s_folder_input(demo):
     captions = set(pairs["caption"].to_pylist())
     assert any(c.endswith("of a trouser.") for c in captions)
     assert f"url_list={demo.pairs_dir}" in demo.report()
+
+
+def test_pairs_never_go_into_someone_else_s_folder(tmp_path, capsys):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.png").write_bytes(b"not ours")
+    data = fashion_mnist("test").subset(np.arange(2))
+    with pytest.raises(FileExistsError, match="photos is not empty"):
+        write_pairs_folder(data, ["a", "b"], mine)
+    assert main(["demo", "--pairs-dir", str(mine), "--output", str(tmp_path / "model")]) == 2
+    assert "photos is not empty" in capsys.readouterr().err
+    assert (mine / "holiday.png").read_bytes() == b"not ours"
+    ours = write_pairs_folder(data, ["a", "b"], tmp_path / "pairs")
+    write_pairs_folder(data.subset(np.arange(1)), ["c"], ours)  # a later demo replaces them
+    assert sorted(p.name for p in ours.iterdir()) == [".asif-demo-pairs", "00000.png", "00000.txt"]
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import torch
 
+from asif.bfloat16_copy import Bfloat16Copy, float32_tensor
 from asif.errors import DimensionMismatchError
 
 Precision = Literal["float32", "float16", "int8"]
@@ -31,12 +31,20 @@ class _Storage:
     matrix's end are invisible to it, so earlier matrices never see a later append.
     """
 
-    __slots__ = ("data", "scale", "used")
+    __slots__ = ("bfloat16", "data", "scale", "used")
 
     def __init__(self, rows: int, capacity: int, dim: int, dtype: np.dtype, scaled: bool):
         self.data = np.empty((capacity, dim), dtype=dtype)
         self.scale = np.empty(capacity, dtype=np.float32) if scaled else None
+        self.bfloat16: Bfloat16Copy | None = None
         self.used = rows
+
+    @classmethod
+    def holding(cls, data: np.ndarray, scale: np.ndarray | None) -> _Storage:
+        """A full buffer around existing rows: appending needs a new one."""
+        storage = cls.__new__(cls)
+        storage.data, storage.scale, storage.bfloat16, storage.used = data, scale, None, len(data)
+        return storage
 
     @classmethod
     def for_rows(cls, rows: int, dim: int, dtype: np.dtype, scaled: bool) -> _Storage:
@@ -62,7 +70,7 @@ class AnchorMatrix:
             raise TypeError(f"anchor embeddings must be float32, float16 or int8, not {data.dtype}")
         self.data = data
         self.scale = scale
-        self._storage: _Storage | None = None
+        self._storage = _Storage.holding(data, scale)
 
     @classmethod
     def _view(cls, storage: _Storage, n: int) -> AnchorMatrix:
@@ -103,13 +111,27 @@ class AnchorMatrix:
 
     def chunk(self, start: int, stop: int) -> torch.Tensor:
         """Rows `start:stop` as a float32 tensor."""
-        with warnings.catch_warnings():  # read-only memory maps: the tensor is only read
-            warnings.simplefilter("ignore", UserWarning)
-            rows = torch.from_numpy(np.ascontiguousarray(self.data[start:stop]))
+        if self.data.dtype == np.float32:
+            return float32_tensor(self.data[start:stop])
+        rows = torch.from_numpy(np.ascontiguousarray(self.data[start:stop])).float()
         if self.scale is None:
-            return rows.float()
-        scale = torch.from_numpy(self.scale[start:stop])
-        return rows.float().mul_((scale / 127.0)[:, None])
+            return rows
+        return rows.mul_((torch.from_numpy(self.scale[start:stop]) / 127.0)[:, None])
+
+    def bfloat16_copy(self) -> Bfloat16Copy:
+        """The rows in bfloat16 with their error norms (float32 matrices only), for exact scans.
+
+        Made on first use (about 1 s per million 768-d rows) and kept with the row buffer,
+        so matrices grown from this one by `append` only convert their new rows.
+        """
+        if self.precision != "float32":
+            raise TypeError(f"only float32 anchors have a bfloat16 copy, not {self.precision}")
+        storage = self._storage
+        if storage.bfloat16 is None:
+            storage.bfloat16 = Bfloat16Copy(len(storage.data), self.dim)
+        if storage.bfloat16.ready < len(self):
+            storage.bfloat16.fill(storage.data, len(self))
+        return storage.bfloat16
 
     def to_float32(self) -> np.ndarray:
         """All rows dequantised."""
@@ -135,7 +157,7 @@ class AnchorMatrix:
         extra = AnchorMatrix.from_float(x, self.precision)
         n, m = len(self), len(extra)
         storage = self._storage
-        if storage is None or storage.used != n or len(storage.data) < n + m:
+        if storage.used != n or len(storage.data) < n + m:
             storage = self.reserve(m)._storage
         storage.data[n : n + m] = extra.data
         if storage.scale is not None:
@@ -145,26 +167,33 @@ class AnchorMatrix:
 
     def reserve(self, rows: int) -> AnchorMatrix:
         """A copy of this matrix in a buffer with room to append at least `rows` rows in place."""
-        n = len(self)
-        storage = _Storage.for_rows(n + rows, self.dim, self.data.dtype, self.scale is not None)
-        storage.data[:n] = self.data
-        if storage.scale is not None:
-            storage.scale[:n] = self.scale
-        storage.used = n
-        return AnchorMatrix._view(storage, n)
+        return self._copy_runs([(0, len(self))], len(self) + rows)
 
     def delete(self, rows: np.ndarray | Sequence[int]) -> AnchorMatrix:
         """A new matrix without the rows at `rows` (order kept), with spare room to append."""
         drop = np.unique(np.asarray(rows, dtype=np.int64))
-        n = len(self) - len(drop)
-        storage = _Storage.for_rows(n, self.dim, self.data.dtype, self.scale is not None)
-        starts = np.concatenate([[0], drop + 1])
-        stops = np.concatenate([drop, [len(self)]])
+        starts = np.concatenate([[0], drop + 1]).tolist()
+        stops = np.concatenate([drop, [len(self)]]).tolist()
+        return self._copy_runs(list(zip(starts, stops, strict=True)), len(self) - len(drop))
+
+    def _copy_runs(self, runs: list[tuple[int, int]], rows: int) -> AnchorMatrix:
+        """Rows `a:b` of each run, one after the other, in a new buffer sized for `rows` rows.
+
+        A bfloat16 copy already made of this matrix is carried over, not remade.
+        """
+        storage = _Storage.for_rows(rows, self.dim, self.data.dtype, self.scale is not None)
+        made = self._storage.bfloat16
+        if made is not None and made.ready >= len(self):
+            storage.bfloat16 = Bfloat16Copy(len(storage.data), self.dim)
         at = 0
-        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+        for a, b in runs:
             storage.data[at : at + b - a] = self.data[a:b]  # contiguous runs: memcpy speed
             if storage.scale is not None:
                 storage.scale[at : at + b - a] = self.scale[a:b]
+            if storage.bfloat16 is not None:
+                storage.bfloat16.copy_rows(made, at, a, b)
             at += b - a
-        storage.used = n
-        return AnchorMatrix._view(storage, n)
+        if storage.bfloat16 is not None:
+            storage.bfloat16.ready = at
+        storage.used = at
+        return AnchorMatrix._view(storage, at)

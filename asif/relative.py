@@ -16,6 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from asif.anchor_matrix import AnchorMatrix
+from asif.bfloat16_scan import bfloat16_topk, native_bfloat16
 from asif.errors import DimensionMismatchError, EmptyInputError
 
 DEFAULT_K = 800
@@ -23,6 +24,7 @@ DEFAULT_P = 8.0
 DEFAULT_CHUNK = 100_000
 QUERY_BATCH = 512
 BLOCK = 32  # columns per block of the threshold test in `_entries_above`
+BFLOAT16_MIN_ANCHORS = 50_000  # from here on, float32 anchors are scanned in bfloat16 first
 
 
 @dataclass(frozen=True)
@@ -183,11 +185,14 @@ def relative_representation(
     k: int = DEFAULT_K,
     p: float = DEFAULT_P,
     chunk_size: int = DEFAULT_CHUNK,
+    bfloat16: bool | None = None,
 ) -> SparseRelative:
     """r(x) for each row of `queries` (n, d) against `anchors` (N, d).
 
     Queries are L2-normalised here; anchors are expected unit-norm. Memory stays within
-    about `QUERY_BATCH * chunk_size` similarities, whatever N is.
+    about `QUERY_BATCH * chunk_size` similarities, whatever N is. `bfloat16` scans float32
+    anchors with `bfloat16_topk` (same result; by default from BFLOAT16_MIN_ANCHORS anchors
+    on CPUs that multiply bfloat16 natively), else all similarities are computed in float32.
     """
     if not isinstance(anchors, AnchorMatrix):
         anchors = AnchorMatrix.from_float(anchors)
@@ -200,17 +205,21 @@ def relative_representation(
         raise EmptyInputError("the anchor set is empty: add anchor pairs first")
     if k < 1 or chunk_size < 1:
         raise ValueError(f"k and chunk_size must be positive, got k={k}, chunk_size={chunk_size}")
+    if bfloat16 is None:
+        bfloat16 = len(anchors) >= BFLOAT16_MIN_ANCHORS and native_bfloat16()
+    bfloat16 = bfloat16 and anchors.precision == "float32"
     kk = min(k, len(anchors))
     indices = np.empty((len(queries), kk), dtype=np.int64)
     values = np.empty((len(queries), kk), dtype=np.float32)
-    with _one_torch_thread():
-        for start in range(0, len(queries), QUERY_BATCH):
-            q = normalize_rows(queries[start : start + QUERY_BATCH])
-            v, i = _topk_scan(q, anchors, kk, chunk_size)
+    for start in range(0, len(queries), QUERY_BATCH):
+        q = normalize_rows(queries[start : start + QUERY_BATCH])
+        found = bfloat16_topk(q, anchors, kk, chunk_size) if bfloat16 else None
+        with _one_torch_thread():
+            v, i = found if found is not None else _topk_scan(q, anchors, kk, chunk_size)
             v = v.clamp_(min=0).pow_(p)
             v = v / v.norm(dim=1, keepdim=True).clamp_(min=torch.finfo(torch.float32).tiny)
-            values[start : start + len(q)] = v.numpy()
-            indices[start : start + len(q)] = i.numpy()
+        values[start : start + len(q)] = v.numpy()
+        indices[start : start + len(q)] = i.numpy()
     return SparseRelative(indices, values, len(anchors))
 
 

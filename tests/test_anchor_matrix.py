@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from asif.anchor_matrix import AnchorMatrix
 from asif.errors import DimensionMismatchError
@@ -42,3 +43,30 @@ def test_rejects_bad_dtypes_and_shapes():
         AnchorMatrix(np.ones(3, np.float32))
     with pytest.raises(ValueError, match="precision"):
         AnchorMatrix.from_float(np.ones((2, 2)), "int4")
+
+
+def test_bfloat16_copy_follows_appends_and_deletes():
+    rng = np.random.default_rng(2)
+    x = random_unit(rng, 100, 16)
+    m = AnchorMatrix.from_float(x).reserve(50)
+    copy = m.bfloat16_copy()
+    assert copy.ready == 100
+    want = torch.from_numpy(x).bfloat16()
+    assert torch.equal(copy.rows[:100], want)
+    np.testing.assert_allclose(copy.norm[:100], 1, atol=1e-6)
+    residual = np.linalg.norm(x - want.float().numpy(), axis=1)
+    np.testing.assert_allclose(copy.residual[:100], residual, rtol=1e-5)
+
+    extra = random_unit(rng, 10, 16)
+    grown = m.append(extra)
+    assert grown.bfloat16_copy() is copy and copy.ready == 110  # in place: new rows only
+    assert torch.equal(copy.rows[100:110], torch.from_numpy(extra).bfloat16())
+
+    kept = grown.delete([0, 5, 105])
+    moved = kept._storage.bfloat16  # carried over, not remade
+    assert moved is not None and moved.ready == 107
+    rows = np.delete(np.arange(110), [0, 5, 105])
+    assert torch.equal(kept.bfloat16_copy().rows[:107], copy.rows[rows])
+    np.testing.assert_array_equal(kept.bfloat16_copy().residual[:107], copy.residual[rows])
+    with pytest.raises(TypeError, match="int8"):
+        AnchorMatrix.from_float(x, "int8").bfloat16_copy()

@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+
+import asif.relative
+from asif.anchor_matrix import AnchorMatrix
+from asif.bfloat16_scan import bfloat16_topk
+from asif.relative import normalize_rows, relative_representation
+from tests.dense_reference import dense_relative, random_unit
+
+
+def exact_topk(queries: np.ndarray, anchors: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """float64 similarities (all, and the top k's indices: ties to the lower index)."""
+    sims = normalize_rows(queries).astype(np.float64) @ anchors.astype(np.float64).T
+    index = np.broadcast_to(np.arange(len(anchors)), sims.shape)
+    return sims, np.lexsort((index, -sims), axis=1)[:, :k]
+
+
+def assert_top_k(found, queries: np.ndarray, anchors: np.ndarray, k: int) -> None:
+    """The k values are the k largest similarities, in order, each that of its index.
+
+    Indices are not compared: float32 rounding may swap anchors whose values differ by ~1e-7.
+    """
+    values, indices = (t.numpy() for t in found)
+    sims, top = exact_topk(queries, anchors, k)
+    np.testing.assert_allclose(values, np.take_along_axis(sims, top, 1), atol=1e-6)
+    np.testing.assert_allclose(values, np.take_along_axis(sims, indices, 1), atol=1e-6)
+    assert (np.diff(values, axis=1) <= 0).all()
+    assert all(len(set(row)) == k for row in indices.tolist())
+
+
+@pytest.mark.parametrize(
+    ("n_anchors", "d", "k", "chunk"),
+    [
+        (1, 8, 1, 100),  # a single anchor
+        (50, 16, 50, 1000),  # k = N: negative k-th values, the float test
+        (1000, 32, 800, 100_000),
+        (1001, 32, 100, 320),  # N not a multiple of the chunk
+        (997, 16, 250, 64),  # k > chunk
+        (500, 8, 1, 7),  # k = 1, tiny chunks, widths not a multiple of the block
+        (20_000, 384, 800, 3200),
+        (12_000, 768, 37, 4096),
+    ],
+)
+def test_exact_top_k(n_anchors, d, k, chunk):
+    rng = np.random.default_rng(n_anchors + k)
+    anchors = random_unit(rng, n_anchors, d)
+    queries = normalize_rows(rng.normal(size=(11, d)))
+    found = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), k, chunk)
+    assert found is not None, "the bound left too many candidates"
+    assert_top_k(found, queries, anchors, k)
+
+
+def test_order_below_bfloat16_resolution_is_decided_in_float32():
+    # 3000 anchors in a cap of cosine ~0.99 to the queries: their similarities differ by
+    # less than bfloat16's resolution there (2^-8), so float32 alone decides the top 10
+    rng = np.random.default_rng(5)
+    base = random_unit(rng, 1, 64)
+    anchors = normalize_rows(base + 1e-2 * rng.normal(size=(3000, 64)))
+    queries = normalize_rows(base + 1e-2 * rng.normal(size=(4, 64)))
+    found = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), 10, 512)
+    assert found is not None
+    sims, top = exact_topk(queries, anchors, 10)
+    assert np.ptp(np.take_along_axis(sims, top, 1), axis=1).max() < 2.0**-8
+    assert_top_k(found, queries, anchors, 10)
+
+
+def test_ties_keep_index_order():
+    rng = np.random.default_rng(3)
+    anchors = random_unit(rng, 6, 16)[rng.integers(0, 6, 3000)]
+    queries = random_unit(rng, 9, 16)
+    found = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), 700, 256)
+    assert found is not None
+    np.testing.assert_array_equal(found[1].numpy(), exact_topk(queries, anchors, 700)[1])
+
+
+def test_too_many_near_ties_fall_back_to_float32():
+    # 20,000 anchors of two directions: 10,000 exact ties at the top, more than the limit
+    anchors = np.tile(np.eye(2, 8, dtype=np.float32), (10_000, 1))
+    queries = np.array([[1, 0.5, 0, 0, 0, 0, 0, 0], [0.5, 1, 0, 0, 0, 0, 0, 0]], np.float32)
+    assert bfloat16_topk(queries, AnchorMatrix.from_float(anchors), 5, 4096) is None
+    rel = relative_representation(queries, anchors, k=5, p=2, bfloat16=True)
+    np.testing.assert_allclose(rel.to_dense(), dense_relative(queries, anchors, 5, 2), atol=1e-6)
+
+
+def test_used_by_default_for_many_float32_anchors(monkeypatch):
+    rng = np.random.default_rng(6)
+    anchors, queries = random_unit(rng, 3000, 32), random_unit(rng, 5, 32)
+    calls = []
+
+    def spy(*args: object) -> object:
+        calls.append(args)
+        return bfloat16_topk(*args)
+
+    monkeypatch.setattr(asif.relative, "bfloat16_topk", spy)
+    monkeypatch.setattr(asif.relative, "native_bfloat16", lambda: True)
+    relative_representation(queries, anchors, k=40)
+    assert not calls, "below BFLOAT16_MIN_ANCHORS"
+    monkeypatch.setattr(asif.relative, "BFLOAT16_MIN_ANCHORS", 1000)
+    relative_representation(queries, AnchorMatrix.from_float(anchors, "float16"), k=40)
+    assert not calls, "float16 anchors have no bfloat16 copy"
+    rel = relative_representation(queries, anchors, k=40)
+    assert len(calls) == 1
+    np.testing.assert_allclose(rel.to_dense(), dense_relative(queries, anchors, 40, 8), atol=1e-5)
+    monkeypatch.setattr(asif.relative, "native_bfloat16", lambda: False)
+    relative_representation(queries, anchors, k=40)
+    assert len(calls) == 1, "not on CPUs without native bfloat16"

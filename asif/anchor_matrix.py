@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Literal
 
@@ -15,6 +16,7 @@ Precision = Literal["float32", "float16", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("float32", "float16", "int8")
 GROWTH = 1.25  # spare rows allocated when a matrix grows or is compacted, as a factor
 MIN_SPARE = 1024
+_NEW_COPY = threading.Lock()  # concurrent first scans make one bfloat16 copy, not two
 
 
 def _as_rows(x: np.ndarray, name: str) -> np.ndarray:
@@ -127,8 +129,9 @@ class AnchorMatrix:
         if self.precision != "float32":
             raise TypeError(f"only float32 anchors have a bfloat16 copy, not {self.precision}")
         storage = self._storage
-        if storage.bfloat16 is None:
-            storage.bfloat16 = Bfloat16Copy(len(storage.data), self.dim)
+        with _NEW_COPY:
+            if storage.bfloat16 is None:
+                storage.bfloat16 = Bfloat16Copy(len(storage.data), self.dim)
         if storage.bfloat16.ready < len(self):
             storage.bfloat16.fill(storage.data, len(self))
         return storage.bfloat16

@@ -20,7 +20,7 @@ from asif.bfloat16_copy import float32_tensor
 
 OUTPUT_ROUNDING = 2.0**-8 * 1.01  # a bfloat16 product's relative error from its rounded output
 BLOCK = 32  # columns per block of the candidate test in `_at_least`
-MAX_CANDIDATES = 16  # per query, in multiples of k (at least 4096): beyond, give up (near-ties)
+MAX_CANDIDATES = 16  # per query, in multiples of k: beyond that, give up (many near-ties)
 
 
 @functools.cache
@@ -90,7 +90,7 @@ def _candidates(
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Per query, in index order, every anchor that may be among the k best (-inf padded).
 
-    Returns None when a query keeps more than MAX_CANDIDATES * k of them.
+    Returns None when a query keeps more than MAX_CANDIDATES * k (at least 4096) of them.
     """
     n, limit = len(qb), max(MAX_CANDIDATES * k, 4096)
     values = torch.empty((n, 0))
@@ -138,8 +138,8 @@ def _rescore(
             at = valid[row]
             # a row-wise sum: equal rows get equal values (matrix-vector kernels round
             # rows differently by their position), so ties stay ties
-            rows = torch.index_select(table, 0, indices[row, at])
-            out[row, at] = rows.mul_(queries[row]).sum(1)
+            picked = torch.index_select(table, 0, indices[row, at])
+            out[row, at] = picked.mul_(queries[row]).sum(1)
 
     n = len(queries)
     with ThreadPoolExecutor(2) as pool:

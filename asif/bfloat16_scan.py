@@ -75,14 +75,18 @@ def _at_least(y: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch
     return rows[hit], blocks[hit] * BLOCK + offset
 
 
-def _padded(rows: torch.Tensor, values: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
-    """Row-major entries as (n, width) positions of each row, padded with -inf."""
+def padded_by_row(
+    rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, start: int, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-major entries as (n, width) values (padded with -inf) and anchor indices."""
     counts = torch.bincount(rows, minlength=n)
     width = int(counts.max()) if len(rows) else 0
     position = torch.arange(len(rows)) - (torch.cumsum(counts, 0) - counts)[rows]
     out = torch.full((n, width), -torch.inf)
+    indices = torch.zeros((n, width), dtype=torch.int64)
     out[rows, position] = values
-    return out, position
+    indices[rows, position] = cols + start
+    return out, indices
 
 
 def _candidates(
@@ -102,9 +106,7 @@ def _candidates(
             kth = torch.topk(y.float(), k, dim=1, sorted=False).values.amin(1)
             floor = _floor(kth, bound)
         r, c = _at_least(y, floor)
-        v, position = _padded(r, y[r, c].float(), n)
-        i = torch.zeros(v.shape, dtype=torch.int64)
-        i[r, position] = c + start
+        v, i = padded_by_row(r, c, y[r, c].float(), start, n)
         values, indices = torch.cat([values, v], 1), torch.cat([indices, i], 1)
         if values.shape[1] < k:
             continue

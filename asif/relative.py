@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from asif.anchor_matrix import AnchorMatrix
-from asif.bfloat16_scan import bfloat16_topk, native_bfloat16
+from asif.bfloat16_scan import bfloat16_topk, native_bfloat16, padded_by_row
 from asif.errors import DimensionMismatchError, EmptyInputError
 
 DEFAULT_K = 800
@@ -124,14 +124,7 @@ def _above_threshold(sims: torch.Tensor, kth: torch.Tensor, start: int) -> tuple
     so it has a higher index and loses the tie.
     """
     rows, cols = _entries_above(sims, kth)
-    counts = torch.bincount(rows, minlength=len(sims))
-    width = int(counts.max()) if len(rows) else 0
-    position = torch.arange(len(rows)) - (torch.cumsum(counts, 0) - counts)[rows]
-    values = torch.full((len(sims), width), -torch.inf)
-    indices = torch.zeros((len(sims), width), dtype=torch.int64)
-    values[rows, position] = sims[rows, cols]
-    indices[rows, position] = cols + start
-    return values, indices
+    return padded_by_row(rows, cols, sims[rows, cols], start, len(sims))
 
 
 @contextmanager

@@ -17,9 +17,9 @@ import torch
 
 from asif.anchor_matrix import AnchorMatrix
 from asif.bfloat16_copy import float32_tensor
+from asif.row_entries import entries_passing, padded_by_row
 
 OUTPUT_ROUNDING = 2.0**-8 * 1.01  # a bfloat16 product's relative error from its rounded output
-BLOCK = 32  # columns per block of the candidate test in `_at_least`
 MAX_CANDIDATES = 16  # per query, in multiples of k: beyond that, give up (many near-ties)
 
 
@@ -61,32 +61,14 @@ def _floor(kth: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
 def _at_least(y: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(row, column) of the bfloat16 entries >= their row's float32 `floor`, row-major.
 
-    With positive floors the test runs on the bfloat16 bit patterns as int16 (ordered like
-    the values from 0 up, negatives below), 32-column blocks first tested by their maximum.
+    With positive floors the test runs on the bfloat16 bit patterns as int16, which are
+    ordered like the values from 0 up (negatives below), and int16 reductions are fast.
     """
-    n, width = y.shape
-    if width % BLOCK or not bool((floor > 0).all()):
+    if not bool((floor > 0).all()):
         return torch.nonzero(y.float() >= floor[:, None], as_tuple=True)
     lower = floor.bfloat16()  # rounded to nearest: step down where that went above the floor
     key = lower.view(torch.int16) - (lower.float() > floor).to(torch.int16)
-    blocked = y.view(torch.int16).view(n, width // BLOCK, BLOCK)
-    rows, blocks = torch.nonzero(blocked.amax(2) >= key[:, None], as_tuple=True)
-    hit, offset = torch.nonzero(blocked[rows, blocks] >= key[rows, None], as_tuple=True)
-    return rows[hit], blocks[hit] * BLOCK + offset
-
-
-def padded_by_row(
-    rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, start: int, n: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row-major entries as (n, width) values (padded with -inf) and anchor indices."""
-    counts = torch.bincount(rows, minlength=n)
-    width = int(counts.max()) if len(rows) else 0
-    position = torch.arange(len(rows)) - (torch.cumsum(counts, 0) - counts)[rows]
-    out = torch.full((n, width), -torch.inf)
-    indices = torch.zeros((n, width), dtype=torch.int64)
-    out[rows, position] = values
-    indices[rows, position] = cols + start
-    return out, indices
+    return entries_passing(y.view(torch.int16), key, strict=False)
 
 
 def _candidates(

@@ -16,14 +16,14 @@ import scipy.sparse as sp
 import torch
 
 from asif.anchor_matrix import AnchorMatrix
-from asif.bfloat16_scan import bfloat16_topk, native_bfloat16, padded_by_row
+from asif.bfloat16_scan import bfloat16_topk, native_bfloat16
 from asif.errors import DimensionMismatchError, EmptyInputError
+from asif.row_entries import entries_passing, padded_by_row
 
 DEFAULT_K = 800
 DEFAULT_P = 8.0
 DEFAULT_CHUNK = 100_000
 QUERY_BATCH = 512
-BLOCK = 32  # columns per block of the threshold test in `_entries_above`
 BFLOAT16_MIN_ANCHORS = 50_000  # from here on, float32 anchors are scanned in bfloat16 first
 
 
@@ -102,28 +102,13 @@ def _chunk_topk(sims: torch.Tensor, k: int, start: int) -> tuple[torch.Tensor, t
     return values, idx + start
 
 
-def _entries_above(sims: torch.Tensor, kth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row, column) of the entries strictly above their row's `kth`, in row-major order.
-
-    Blocks of `BLOCK` columns are first tested by their maximum: few blocks pass, so most of
-    the chunk is read once, by a fast reduction, instead of compared entry by entry.
-    """
-    n, width = sims.shape
-    if width % BLOCK:
-        return torch.nonzero(sims > kth[:, None], as_tuple=True)
-    blocked = sims.view(n, width // BLOCK, BLOCK)
-    rows, blocks = torch.nonzero(blocked.amax(2) > kth[:, None], as_tuple=True)
-    hit, offset = torch.nonzero(blocked[rows, blocks] > kth[rows, None], as_tuple=True)
-    return rows[hit], blocks[hit] * BLOCK + offset
-
-
 def _above_threshold(sims: torch.Tensor, kth: torch.Tensor, start: int) -> tuple[torch.Tensor, ...]:
     """Each row's entries strictly above its current k-th best, padded with -inf to one width.
 
     Only these can enter the top-k: an entry equal to the k-th best comes from a later chunk,
     so it has a higher index and loses the tie.
     """
-    rows, cols = _entries_above(sims, kth)
+    rows, cols = entries_passing(sims, kth, strict=True)
     return padded_by_row(rows, cols, sims[rows, cols], start, len(sims))
 
 

@@ -9,14 +9,14 @@ from typing import Literal
 import numpy as np
 import torch
 
-from asif.bfloat16_copy import Bfloat16Copy, float32_tensor
+from asif.bfloat16_halves import RowNorms, float32_tensor
 from asif.errors import DimensionMismatchError
 
 Precision = Literal["float32", "float16", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("float32", "float16", "int8")
 GROWTH = 1.25  # spare rows allocated when a matrix grows or is compacted, as a factor
 MIN_SPARE = 1024
-_NEW_COPY = threading.Lock()  # concurrent first scans make one bfloat16 copy, not two
+_NEW_NORMS = threading.Lock()  # concurrent first scans measure the row norms once
 
 
 def _as_rows(x: np.ndarray, name: str) -> np.ndarray:
@@ -33,19 +33,19 @@ class _Storage:
     matrix's end are invisible to it, so earlier matrices never see a later append.
     """
 
-    __slots__ = ("bfloat16", "data", "scale", "used")
+    __slots__ = ("data", "norms", "scale", "used")
 
     def __init__(self, rows: int, capacity: int, dim: int, dtype: np.dtype, scaled: bool):
         self.data = np.empty((capacity, dim), dtype=dtype)
         self.scale = np.empty(capacity, dtype=np.float32) if scaled else None
-        self.bfloat16: Bfloat16Copy | None = None
+        self.norms: RowNorms | None = None
         self.used = rows
 
     @classmethod
     def holding(cls, data: np.ndarray, scale: np.ndarray | None) -> _Storage:
         """A full buffer around existing rows: appending needs a new one."""
         storage = cls.__new__(cls)
-        storage.data, storage.scale, storage.bfloat16, storage.used = data, scale, None, len(data)
+        storage.data, storage.scale, storage.norms, storage.used = data, scale, None, len(data)
         return storage
 
     @classmethod
@@ -120,21 +120,21 @@ class AnchorMatrix:
             return rows
         return rows.mul_((torch.from_numpy(self.scale[start:stop]) / 127.0)[:, None])
 
-    def bfloat16_copy(self) -> Bfloat16Copy:
-        """The rows in bfloat16 with their error norms (float32 matrices only), for exact scans.
+    def row_norms(self) -> RowNorms:
+        """Each row's norm and that of what its bfloat16 high halves drop (float32 only).
 
-        Made on first use (about 1 s per million 768-d rows) and kept with the row buffer,
-        so matrices grown from this one by `append` only convert their new rows.
+        Measured on first use (about 1 s per million 768-d rows) and kept with the row
+        buffer, so matrices grown from this one by `append` only measure their new rows.
         """
         if self.precision != "float32":
-            raise TypeError(f"only float32 anchors have a bfloat16 copy, not {self.precision}")
+            raise TypeError(f"only float32 anchors have bfloat16 high halves, not {self.precision}")
         storage = self._storage
-        with _NEW_COPY:
-            if storage.bfloat16 is None:
-                storage.bfloat16 = Bfloat16Copy(len(storage.data), self.dim)
-        if storage.bfloat16.ready < len(self):
-            storage.bfloat16.fill(storage.data, len(self))
-        return storage.bfloat16
+        with _NEW_NORMS:
+            if storage.norms is None:
+                storage.norms = RowNorms(len(storage.data))
+        if storage.norms.ready < len(self):
+            storage.norms.fill(storage.data, len(self))
+        return storage.norms
 
     def to_float32(self) -> np.ndarray:
         """All rows dequantised."""
@@ -182,21 +182,21 @@ class AnchorMatrix:
     def _copy_runs(self, runs: list[tuple[int, int]], rows: int) -> AnchorMatrix:
         """Rows `a:b` of each run, one after the other, in a new buffer sized for `rows` rows.
 
-        A bfloat16 copy already made of this matrix is carried over, not remade.
+        Row norms already measured on this matrix are carried over, not remeasured.
         """
         storage = _Storage.for_rows(rows, self.dim, self.data.dtype, self.scale is not None)
-        made = self._storage.bfloat16
+        made = self._storage.norms
         if made is not None and made.ready >= len(self):
-            storage.bfloat16 = Bfloat16Copy(len(storage.data), self.dim)
+            storage.norms = RowNorms(len(storage.data))
         at = 0
         for a, b in runs:
             storage.data[at : at + b - a] = self.data[a:b]  # contiguous runs: memcpy speed
             if storage.scale is not None:
                 storage.scale[at : at + b - a] = self.scale[a:b]
-            if storage.bfloat16 is not None:
-                storage.bfloat16.copy_rows(made, at, a, b)
+            if storage.norms is not None:
+                storage.norms.copy_rows(made, at, a, b)
             at += b - a
-        if storage.bfloat16 is not None:
-            storage.bfloat16.ready = at
+        if storage.norms is not None:
+            storage.norms.ready = at
         storage.used = at
         return AnchorMatrix._view(storage, at)

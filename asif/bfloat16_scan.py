@@ -1,9 +1,10 @@
 """Exact top-k cosine similarities: a bfloat16 product over all anchors, float32 for a few.
 
-Each query is multiplied with the anchors' bfloat16 copy (`Bfloat16Copy`), about twice as
-fast as float32 on CPUs with AVX512_BF16. A rigorous bound on the difference to the float32
-similarity then rules out all but the anchors near the query's k-th best (about twice k on
-random 768-d data); only those are recomputed in float32, and the top k of them is exact.
+Each query is multiplied with the anchors' bfloat16 high halves (`high_halves`, gathered from
+the float32 rows chunk by chunk), about twice as fast as float32 on CPUs with AVX512_BF16.
+A rigorous bound on the difference to the float32 similarity then rules out all but the
+anchors near the query's k-th best (about three times k on random 768-d data); only those
+are recomputed in float32, and the top k of them is exact.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from asif.anchor_matrix import AnchorMatrix
-from asif.bfloat16_copy import float32_tensor
+from asif.bfloat16_halves import LITTLE_ENDIAN, SCALE, float32_tensor, high_halves
 from asif.row_entries import entries_passing, padded_by_row
 
 OUTPUT_ROUNDING = 2.0**-8 * 1.01  # a bfloat16 product's relative error from its rounded output
@@ -29,6 +30,8 @@ def native_bfloat16() -> bool:
 
     Elsewhere bfloat16 products are emulated, slower than float32: the scan is no gain.
     """
+    if not LITTLE_ENDIAN:
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -37,13 +40,15 @@ def native_bfloat16() -> bool:
 
 
 def _error_bound(q: torch.Tensor, qb: torch.Tensor, norm: float, residual: float) -> torch.Tensor:
-    """Per query, a bound on |float32 q.a - bfloat16 product before output rounding|.
+    """Per query, a bound on |float32 q.a - SCALE * bfloat16 product before output rounding|.
 
-    q.a - qb.ab = (q - qb).a + qb.(a - ab): Cauchy-Schwarz with the largest anchor `norm` and
-    rounding `residual`; plus float32 summation error, d * 2^-24 relative, for both products.
+    q.a - SCALE qb.ab = (q - qb).a + qb.(a - SCALE ab): Cauchy-Schwarz with the largest anchor
+    `norm` and `residual` (`RowNorms`); plus float32 summation error, d * 2^-24 relative, for
+    both products.
     """
     qf = qb.float()
-    summation = 2 * q.shape[1] * 2.0**-24 * (q.norm(dim=1) + qf.norm(dim=1)) * (norm + residual)
+    size = q.norm(dim=1) + qf.norm(dim=1)
+    summation = 2 * SCALE * q.shape[1] * 2.0**-24 * size * (norm + residual)
     bound = (q - qf).norm(dim=1) * norm + qf.norm(dim=1) * residual + summation
     return bound * 1.01 + 1e-6  # margin for the float32 arithmetic of the bound itself
 
@@ -51,8 +56,10 @@ def _error_bound(q: torch.Tensor, qb: torch.Tensor, norm: float, residual: float
 def _floor(kth: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
     """The smallest bfloat16 product whose anchor may still beat the running k-th best.
 
-    An anchor with product y lies within y +- (OUTPUT_ROUNDING |y| + bound); k anchors are
-    known to reach at least kth's lower end, so an anchor whose upper end is below it is out.
+    An anchor with product y has a similarity within SCALE (y +- OUTPUT_ROUNDING |y|) +- bound;
+    k anchors are known to reach at least kth's lower end, so an anchor whose upper end is
+    below it is out. Dividing by SCALE > 1, the test is y + OUTPUT_ROUNDING |y| >= kth -
+    OUTPUT_ROUNDING |kth| - 2 bound / SCALE; the undivided bound makes it a little wider.
     """
     low = kth - OUTPUT_ROUNDING * kth.abs() - 2 * bound
     return torch.where(low > 0, low / (1 + OUTPUT_ROUNDING), low / (1 - OUTPUT_ROUNDING))
@@ -72,7 +79,7 @@ def _at_least(y: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 def _candidates(
-    qb: torch.Tensor, rows: torch.Tensor, bound: torch.Tensor, k: int, chunk_size: int
+    qb: torch.Tensor, anchors: AnchorMatrix, bound: torch.Tensor, k: int, chunk_size: int
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Per query, in index order, every anchor that may be among the k best (-inf padded).
 
@@ -82,8 +89,13 @@ def _candidates(
     values = torch.empty((n, 0))
     indices = torch.empty((n, 0), dtype=torch.int64)
     floor = torch.full((n,), -torch.inf)
-    for start in range(0, len(rows), chunk_size):
-        y = qb @ rows[start : start + chunk_size].T
+    width = min(chunk_size, len(anchors))
+    halves = torch.empty((width, anchors.dim), dtype=torch.int16)
+    products = torch.empty(n * width, dtype=torch.bfloat16)  # reused: fresh memory is slow
+    for start in range(0, len(anchors), chunk_size):
+        rows = float32_tensor(anchors.data[start : start + chunk_size])
+        y = products[: n * len(rows)].view(n, len(rows))
+        torch.mm(qb, high_halves(rows, halves).T, out=y)
         if values.shape[1] == 0 and y.shape[1] >= k:  # a first floor from this chunk alone
             kth = torch.topk(y.float(), k, dim=1, sorted=False).values.amin(1)
             floor = _floor(kth, bound)
@@ -137,13 +149,12 @@ def bfloat16_topk(
     """Exact top-k (values descending, ties to the lower index) of unit `queries` against
     float32 `anchors`, as (values, indices) tensors; None if the bound rules too few out.
     """
-    copy = anchors.bfloat16_copy()
-    rows = copy.rows[: len(anchors)]
+    norms = anchors.row_norms()
     q = torch.from_numpy(queries)
     qb = q.bfloat16()
-    norm = float(copy.norm[: len(anchors)].max())
-    residual = float(copy.residual[: len(anchors)].max())
-    found = _candidates(qb, rows, _error_bound(q, qb, norm, residual), k, chunk_size)
+    norm = float(norms.norm[: len(anchors)].max())
+    residual = float(norms.residual[: len(anchors)].max())
+    found = _candidates(qb, anchors, _error_bound(q, qb, norm, residual), k, chunk_size)
     if found is None:
         return None
     values, indices = found

@@ -2,8 +2,8 @@
 
 Each (method, N, d) runs in its own process, so memory is that process's own. The table shows
 two amounts: "held", what the method keeps between queries (the anchors, and for ASIF the
-bfloat16 copies of float32 anchors that its scan multiplies first), and "work", the peak on
-top of that while classifying (peak RSS minus RSS after the warm-up run).
+row norms its bfloat16 scan keeps), and "work", the peak on top of that while classifying
+(peak RSS minus RSS after the warm-up run).
 The zero-shot classifier (prompt representations) is built once, outside the timing, for both.
 
 A third run times only the float32 similarity products of the queries with all N anchors,

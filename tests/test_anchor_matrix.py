@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from asif.anchor_matrix import AnchorMatrix
+from asif.bfloat16_halves import SCALE, high_halves
 from asif.errors import DimensionMismatchError
 from tests.dense_reference import random_unit
 
@@ -45,28 +46,26 @@ def test_rejects_bad_dtypes_and_shapes():
         AnchorMatrix.from_float(np.ones((2, 2)), "int4")
 
 
-def test_bfloat16_copy_follows_appends_and_deletes():
+def test_row_norms_follow_appends_and_deletes():
     rng = np.random.default_rng(2)
     x = random_unit(rng, 100, 16)
     m = AnchorMatrix.from_float(x).reserve(50)
-    copy = m.bfloat16_copy()
-    assert copy.ready == 100
-    want = torch.from_numpy(x).bfloat16()
-    assert torch.equal(copy.rows[:100], want)
-    np.testing.assert_allclose(copy.norm[:100], 1, atol=1e-6)
-    residual = np.linalg.norm(x - want.float().numpy(), axis=1)
-    np.testing.assert_allclose(copy.residual[:100], residual, rtol=1e-5)
+    norms = m.row_norms()
+    assert norms.ready == 100
+    halves = high_halves(torch.from_numpy(x), torch.empty(x.shape, dtype=torch.int16))
+    np.testing.assert_allclose(norms.norm[:100], 1, atol=1e-6)
+    residual = np.linalg.norm(x - SCALE * halves.float().numpy(), axis=1)
+    np.testing.assert_allclose(norms.residual[:100], residual, rtol=1e-5)
 
     extra = random_unit(rng, 10, 16)
     grown = m.append(extra)
-    assert grown.bfloat16_copy() is copy and copy.ready == 110  # in place: new rows only
-    assert torch.equal(copy.rows[100:110], torch.from_numpy(extra).bfloat16())
+    assert grown.row_norms() is norms and norms.ready == 110  # in place: new rows only
+    np.testing.assert_allclose(norms.norm[100:110], np.linalg.norm(extra, axis=1), rtol=1e-6)
 
     kept = grown.delete([0, 5, 105])
-    moved = kept._storage.bfloat16  # carried over, not remade
+    moved = kept._storage.norms  # carried over, not remeasured
     assert moved is not None and moved.ready == 107
     rows = np.delete(np.arange(110), [0, 5, 105])
-    assert torch.equal(kept.bfloat16_copy().rows[:107], copy.rows[rows])
-    np.testing.assert_array_equal(kept.bfloat16_copy().residual[:107], copy.residual[rows])
+    np.testing.assert_array_equal(kept.row_norms().residual[:107], norms.residual[rows])
     with pytest.raises(TypeError, match="int8"):
-        AnchorMatrix.from_float(x, "int8").bfloat16_copy()
+        AnchorMatrix.from_float(x, "int8").row_norms()

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
+import torch
 
 import asif.relative
 from asif.anchor_matrix import AnchorMatrix
-from asif.bfloat16_scan import bfloat16_topk
+from asif.bfloat16_halves import SCALE, high_halves
+from asif.bfloat16_scan import OUTPUT_ROUNDING, _error_bound, bfloat16_topk
 from asif.relative import normalize_rows, relative_representation
 from tests.dense_reference import dense_relative, random_unit
 
@@ -26,6 +28,29 @@ def assert_top_k(found, queries: np.ndarray, anchors: np.ndarray, k: int) -> Non
     np.testing.assert_allclose(values, np.take_along_axis(sims, indices, 1), atol=1e-6)
     assert (np.diff(values, axis=1) <= 0).all()
     assert all(len(set(row)) == k for row in indices.tolist())
+
+
+@pytest.mark.parametrize("d", [8, 64, 384, 1000])
+def test_error_bound_holds(d):
+    rng = np.random.default_rng(d)
+    unit = random_unit(rng, 3000, d)
+    # and rows that truncation hurts most: every bit below bfloat16's mantissa set
+    worst = (np.abs(unit[:200]).view(np.uint32) | 0xFFFF).view(np.float32) * np.sign(unit[:200])
+    anchors = np.concatenate([unit, worst])
+    halves = high_halves(torch.from_numpy(anchors), torch.empty(anchors.shape, dtype=torch.int16))
+    # queries along the residuals `a - SCALE ab` of their anchors: where the bound is tight
+    residual = anchors - SCALE * halves.float().numpy()
+    along = normalize_rows(residual[np.argsort(-np.linalg.norm(residual, axis=1))[:20]])
+    queries = np.concatenate([random_unit(rng, 40, d), unit[:20], along])
+    norms = AnchorMatrix.from_float(anchors).row_norms()
+    q = torch.from_numpy(queries)
+    qb = q.bfloat16()
+    bound = _error_bound(q, qb, float(norms.norm.max()), float(norms.residual.max())).numpy()
+    y = (qb @ halves.T).float().numpy().astype(np.float64)
+    exact = queries.astype(np.float64) @ anchors.astype(np.float64).T
+    error = np.abs(exact - SCALE * y) - SCALE * OUTPUT_ROUNDING * np.abs(y)
+    assert (error <= bound[:, None]).all()
+    assert bound.max() < 0.01  # and is tight enough to rule most anchors out
 
 
 @pytest.mark.parametrize(
@@ -97,7 +122,7 @@ def test_used_by_default_for_many_float32_anchors(monkeypatch):
     assert not calls, "below BFLOAT16_MIN_ANCHORS"
     monkeypatch.setattr(asif.relative, "BFLOAT16_MIN_ANCHORS", 1000)
     relative_representation(queries, AnchorMatrix.from_float(anchors, "float16"), k=40)
-    assert not calls, "float16 anchors have no bfloat16 copy"
+    assert not calls, "float16 anchors have no bfloat16 high halves"
     rel = relative_representation(queries, anchors, k=40)
     assert len(calls) == 1
     np.testing.assert_allclose(rel.to_dense(), dense_relative(queries, anchors, 40, 8), atol=1e-5)

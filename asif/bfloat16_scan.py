@@ -3,7 +3,7 @@
 Each query is multiplied with the anchors' bfloat16 high halves (`high_halves`, gathered from
 the float32 rows chunk by chunk), about twice as fast as float32 on CPUs with AVX512_BF16.
 A rigorous bound on the difference to the float32 similarity then rules out all but the
-anchors near the query's k-th best (about three times k on random 768-d data); only those
+anchors near the query's k-th best (about 2.3 times k on random 768-d data); only those
 are recomputed in float32, and the top k of them is exact.
 """
 

@@ -97,7 +97,7 @@ def _candidates(
         y = products[: n * len(rows)].view(n, len(rows))
         torch.mm(qb, high_halves(rows, halves).T, out=y)
         if values.shape[1] == 0 and y.shape[1] >= k:  # a first floor from this chunk alone
-            kth = torch.topk(y.float(), k, dim=1, sorted=False).values.amin(1)
+            kth = torch.topk(y, k, dim=1, sorted=False).values.amin(1).float()
             floor = _floor(kth, bound)
         r, c = _at_least(y, floor)
         v, i = padded_by_row(r, c, y[r, c].float(), start, n)
@@ -106,15 +106,10 @@ def _candidates(
             continue
         kth = torch.topk(values, k, dim=1, sorted=False).values.amin(1)
         floor = torch.maximum(floor, _floor(kth, bound))
-        keep = values >= floor[:, None]
-        width = int(keep.sum(1).max())
-        if width > limit:
+        r, c = torch.nonzero(values >= floor[:, None], as_tuple=True)  # row-major: index order
+        values, indices = padded_by_row(r, indices[r, c], values[r, c], 0, n)
+        if values.shape[1] > limit:
             return None
-        values = values.masked_fill_(~keep, -torch.inf)
-        if width < values.shape[1]:  # drop the ruled-out entries, keeping index order
-            order = torch.argsort(keep.to(torch.int8), dim=1, descending=True, stable=True)
-            values = values.gather(1, order[:, :width])
-            indices = indices.gather(1, order[:, :width])
     return values, indices
 
 

@@ -121,7 +121,8 @@ class AnchorMatrix:
         return rows.mul_((torch.from_numpy(self.scale[start:stop]) / 127.0)[:, None])
 
     def row_norms(self) -> RowNorms:
-        """Each row's norm and that of what its bfloat16 high halves drop (float32 only).
+        """Each row's norm and the residual norm that bounds its bfloat16 high halves' error
+        (`RowNorms`; float32 matrices only).
 
         Measured on first use (about 1 s per million 768-d rows) and kept with the row
         buffer, so matrices grown from this one by `append` only measure their new rows.

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from asif.anchor_matrix import AnchorMatrix
-from asif.bfloat16_halves import LITTLE_ENDIAN, SCALE, float32_tensor, high_halves
+from asif.bfloat16_halves import SCALE, float32_tensor, high_halves
 from asif.row_entries import entries_passing, padded_by_row
 
 OUTPUT_ROUNDING = 2.0**-8 * 1.01  # a bfloat16 product's relative error from its rounded output
@@ -30,8 +30,6 @@ def native_bfloat16() -> bool:
 
     Elsewhere bfloat16 products are emulated, slower than float32: the scan is no gain.
     """
-    if not LITTLE_ENDIAN:
-        return False
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -47,9 +45,9 @@ def _error_bound(q: torch.Tensor, qb: torch.Tensor, norm: float, residual: float
     both products.
     """
     qf = qb.float()
-    size = q.norm(dim=1) + qf.norm(dim=1)
-    summation = 2 * SCALE * q.shape[1] * 2.0**-24 * size * (norm + residual)
-    bound = (q - qf).norm(dim=1) * norm + qf.norm(dim=1) * residual + summation
+    qf_norm = qf.norm(dim=1)
+    summation = 2 * SCALE * q.shape[1] * 2.0**-24 * (q.norm(dim=1) + qf_norm) * (norm + residual)
+    bound = (q - qf).norm(dim=1) * norm + qf_norm * residual + summation
     return bound * 1.01 + 1e-6  # margin for the float32 arithmetic of the bound itself
 
 

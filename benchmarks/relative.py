@@ -111,7 +111,7 @@ def run_worker(method: str, n: int, d: int, n_queries: int, repeat: int, out: Pa
         def classify() -> np.ndarray:
             return model.classify_embeddings(images, clf).scores
 
-    classify()  # warm-up: thread pools start, copies are made, the host backs fresh memory
+    classify()  # warm-up: thread pools start, row norms are measured, fresh memory is backed
     base = rss_mb()
     reset_peak_rss()
     seconds = []

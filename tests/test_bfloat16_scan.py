@@ -38,7 +38,8 @@ def test_error_bound_holds(d):
     worst = (np.abs(unit[:200]).view(np.uint32) | 0xFFFF).view(np.float32) * np.sign(unit[:200])
     anchors = np.concatenate([unit, worst])
     halves = high_halves(torch.from_numpy(anchors), torch.empty(anchors.shape, dtype=torch.int16))
-    # queries along the residuals `a - SCALE ab` of their anchors: where the bound is tight
+    # queries along the residuals `a - SCALE ab` of their anchors: the bound's anchor term is
+    # then nearly reached (Cauchy-Schwarz with parallel vectors)
     residual = anchors - SCALE * halves.float().numpy()
     along = normalize_rows(residual[np.argsort(-np.linalg.norm(residual, axis=1))[:20]])
     queries = np.concatenate([random_unit(rng, 40, d), unit[:20], along])

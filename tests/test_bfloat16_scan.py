@@ -2,11 +2,20 @@ import numpy as np
 import pytest
 import torch
 
+import asif.bfloat16_scan
 import asif.relative
 from asif.anchor_matrix import AnchorMatrix
 from asif.bfloat16_halves import SCALE, high_halves
-from asif.bfloat16_scan import OUTPUT_ROUNDING, _error_bound, bfloat16_topk
+from asif.bfloat16_scan import (
+    OUTPUT_ROUNDING,
+    _error_bound,
+    _exact_floor,
+    _first_floor,
+    _floor,
+    bfloat16_topk,
+)
 from asif.relative import normalize_rows, relative_representation
+from asif.row_entries import block_maxima
 from tests.dense_reference import dense_relative, random_unit
 
 
@@ -52,6 +61,14 @@ def test_error_bound_holds(d):
     error = np.abs(exact - SCALE * y) - SCALE * OUTPUT_ROUNDING * np.abs(y)
     assert (error <= bound[:, None]).all()
     assert bound.max() < 0.01  # and is tight enough to rule most anchors out
+    # the floors: whatever reaches an anchor's similarity has a product at or above the floor
+    # of that anchor's product (the scan) or of its similarity (the rescoring)
+    y, exact, bound = (torch.from_numpy(x).float() for x in (y, exact, bound))
+    order = torch.argsort(exact, dim=1)  # ascending: suffix minima over all that reach it
+    by_exact = y.gather(1, order)
+    reaching = by_exact.flip(1).cummin(1).values.flip(1)
+    assert (reaching >= _floor(by_exact, bound[:, None])).all()
+    assert (y >= _exact_floor(exact, bound[:, None])).all()
 
 
 @pytest.mark.parametrize(
@@ -74,6 +91,48 @@ def test_exact_top_k(n_anchors, d, k, chunk):
     found = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), k, chunk)
     assert found is not None, "the bound left too many candidates"
     assert_top_k(found, queries, anchors, k)
+
+
+@pytest.mark.parametrize("width", [3200, 3210, 40])  # 100 blocks; a ragged block; width < k
+def test_first_floor_is_at_most_the_floor_of_the_kth_product(width):
+    rng = np.random.default_rng(width)
+    y = torch.from_numpy(rng.normal(0.0, 0.04, (6, width)).astype(np.float32)).bfloat16()
+    y[5] = -y[5].abs()  # a row of negative products: block maxima cannot bound it as int16
+    bound = torch.full((6,), 0.003)
+    floor, maxima = _first_floor(y, 50, bound)
+    if width < 50:
+        assert torch.isinf(floor).all() and maxima is None
+        return
+    kth = torch.topk(y.float(), 50, dim=1).values[:, -1]
+    assert (floor <= _floor(kth, bound)).all()
+    if width % 32:  # the exact k-th product of the chunk
+        assert torch.equal(floor, _floor(kth, bound)) and maxima is None
+        return
+    assert torch.equal(maxima, block_maxima(y.view(torch.int16)))
+    assert floor[5] == -torch.inf
+    assert (floor[:5] > _floor(kth, bound)[:5] - 0.01).all()  # and close: it rules anchors out
+
+
+def test_rescores_only_candidates_that_may_reach_the_exact_kth(monkeypatch):
+    rng = np.random.default_rng(8)
+    anchors, queries = random_unit(rng, 20_000, 64), random_unit(rng, 7, 64)
+    found, rescored = [], []
+    candidates, rescore = asif.bfloat16_scan._candidates, asif.bfloat16_scan._rescore
+
+    def count_candidates(*args: object) -> object:
+        found.append(out := candidates(*args))
+        return out
+
+    def count_rescored(queries, anchors, indices, valid):
+        rescored.append(int(valid.sum()))
+        return rescore(queries, anchors, indices, valid)
+
+    monkeypatch.setattr(asif.bfloat16_scan, "_candidates", count_candidates)
+    monkeypatch.setattr(asif.bfloat16_scan, "_rescore", count_rescored)
+    top = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), 100, 4096)
+    assert_top_k(top, queries, anchors, 100)
+    assert rescored[0] == 7 * 100  # first the k largest products per query
+    assert sum(rescored) < int(torch.isfinite(found[0][0]).sum())
 
 
 def test_order_below_bfloat16_resolution_is_decided_in_float32():

@@ -24,7 +24,7 @@ DEFAULT_K = 800
 DEFAULT_P = 8.0
 DEFAULT_CHUNK = 100_000
 QUERY_BATCH = 512
-BFLOAT16_MIN_ANCHORS = 400_000  # from here on, float32 anchors are scanned in bfloat16 first
+BFLOAT16_MIN_ANCHORS = 200_000  # from here on, float32 anchors are scanned in bfloat16 first
 
 
 @dataclass(frozen=True)

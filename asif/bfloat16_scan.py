@@ -98,7 +98,7 @@ def _first_floor(
 
 
 def _at_least(
-    y: torch.Tensor, floor: torch.Tensor, maxima: torch.Tensor | None = None
+    y: torch.Tensor, floor: torch.Tensor, maxima: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(row, column) of the bfloat16 entries >= their row's float32 `floor`, row-major.
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from asif.bfloat16_halves import RowNorms, float32_tensor
-from asif.errors import DimensionMismatchError
+from asif.errors import DimensionMismatchError, require_finite
 
 Precision = Literal["float32", "float16", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("float32", "float16", "int8")
@@ -85,6 +85,7 @@ class AnchorMatrix:
     def from_float(cls, x: np.ndarray, precision: Precision = "float32") -> AnchorMatrix:
         """Store float embeddings at `precision`."""
         x = _as_rows(x, "anchor embeddings").astype(np.float32, copy=False)
+        require_finite(x, "anchor embeddings")
         if precision == "float32":
             return cls(np.ascontiguousarray(x))
         if precision == "float16":

@@ -1,5 +1,7 @@
 """Errors that name the problem in the user's terms."""
 
+import numpy as np
+
 
 class AsifError(Exception):
     """Base class of the errors this package raises on bad input."""
@@ -19,6 +21,22 @@ class EncoderMismatchError(AsifError, ValueError):
 
 class EmptyInputError(AsifError, ValueError):
     """An empty label list, caption list or anchor set where one is required."""
+
+
+class NonFiniteError(AsifError, ValueError):
+    """Embeddings holding NaN or infinite values."""
+
+
+def require_finite(x: np.ndarray, name: str) -> None:
+    """Raise NonFiniteError naming the rows of the 2-D `x` that hold NaN or infinity."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = x.sum(axis=1)  # one fast pass; a finite row can overflow it: checked below
+    suspect = np.flatnonzero(~np.isfinite(sums))
+    bad = suspect[~np.isfinite(x[suspect]).all(axis=1)]
+    if len(bad):
+        raise NonFiniteError(
+            f"{name} hold NaN or infinite values in {len(bad)} row(s), first: {bad[:5].tolist()}"
+        )
 
 
 class SchemaMismatchError(AsifError, ValueError):

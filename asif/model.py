@@ -17,6 +17,7 @@ from asif.errors import (
     DimensionMismatchError,
     EmptyInputError,
     EncoderMismatchError,
+    require_finite,
 )
 from asif.relative import (
     DEFAULT_CHUNK,
@@ -522,6 +523,7 @@ def checked_queries(x: np.ndarray, anchors: AnchorMatrix, kind: str) -> np.ndarr
             f"{kind} embeddings have shape {x.shape}; the anchors' {kind} embeddings "
             f"are {anchors.dim}-d"
         )
+    require_finite(x, f"{kind} embeddings")
     return x
 
 

@@ -17,7 +17,7 @@ import torch
 
 from asif.anchor_matrix import AnchorMatrix
 from asif.bfloat16_scan import bfloat16_topk, native_bfloat16
-from asif.errors import DimensionMismatchError, EmptyInputError
+from asif.errors import DimensionMismatchError, EmptyInputError, require_finite
 from asif.row_entries import entries_passing, padded_by_row
 
 DEFAULT_K = 800
@@ -179,6 +179,7 @@ def relative_representation(
         raise DimensionMismatchError(
             f"query embeddings have shape {queries.shape}, anchors have dimension {anchors.dim}"
         )
+    require_finite(queries, "query embeddings")
     if len(anchors) == 0:
         raise EmptyInputError("the anchor set is empty: add anchor pairs first")
     if k < 1 or chunk_size < 1:

@@ -4,7 +4,7 @@ import torch
 
 from asif.anchor_matrix import AnchorMatrix
 from asif.bfloat16_halves import SCALE, high_halves
-from asif.errors import DimensionMismatchError
+from asif.errors import DimensionMismatchError, NonFiniteError
 from tests.dense_reference import random_unit
 
 
@@ -35,6 +35,9 @@ def test_take_and_append_keep_precision():
     assert np.abs(grown.to_float32()[10:] - extra).max() <= 1 / 254 + 1e-7
     with pytest.raises(DimensionMismatchError, match="dimension 4"):
         m.append(np.ones((2, 4), np.float32))
+    with pytest.raises(NonFiniteError, match=r"first: \[0\]"):
+        m.append(np.full((1, 8), np.inf, np.float32))
+    assert len(m) == 10
 
 
 def test_rejects_bad_dtypes_and_shapes():
@@ -44,6 +47,8 @@ def test_rejects_bad_dtypes_and_shapes():
         AnchorMatrix(np.ones(3, np.float32))
     with pytest.raises(ValueError, match="precision"):
         AnchorMatrix.from_float(np.ones((2, 2)), "int4")
+    with pytest.raises(NonFiniteError, match=r"anchor embeddings .* first: \[1\]"):
+        AnchorMatrix.from_float(np.array([[1, 0], [np.nan, 0]], np.float32))
 
 
 def test_row_norms_follow_appends_and_deletes():

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from asif.errors import DimensionMismatchError, EmptyInputError, EncoderMismatchError
+from asif.errors import (
+    DimensionMismatchError,
+    EmptyInputError,
+    EncoderMismatchError,
+    NonFiniteError,
+)
 from asif.model import AsifModel
 from asif.zero_shot import prompts
 from tests.dense_reference import dense_relative, random_unit, unit
@@ -159,6 +164,10 @@ def test_add_and_remove_anchors_equal_a_rebuilt_model():
         model.add_anchors(img[60:61], txt[60:61], caps[60:61])
     with pytest.raises(DimensionMismatchError, match="24-d"):
         model.add_anchors(np.ones((1, 5)), txt[:1], ["new"])
+    with pytest.raises(NonFiniteError, match="anchor embeddings"):
+        model.add_anchors(np.full((1, 24), np.nan), txt[:1], ["new"])
+    with pytest.raises(NonFiniteError, match="image embeddings"):
+        model.image_relative(np.full((1, 24), -np.inf))
     with pytest.raises(KeyError, match="no anchors with ids"):
         model.remove_anchors(["nope"])
     with pytest.raises(EmptyInputError):

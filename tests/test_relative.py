@@ -4,7 +4,7 @@ import torch
 
 import asif.relative
 from asif.anchor_matrix import AnchorMatrix
-from asif.errors import DimensionMismatchError, EmptyInputError
+from asif.errors import DimensionMismatchError, EmptyInputError, NonFiniteError
 from asif.relative import relative_representation, similarity
 from tests.dense_reference import dense_relative, random_unit
 
@@ -124,6 +124,8 @@ def test_bad_inputs_name_the_problem():
         relative_representation(np.ones((2, 3)), np.zeros((0, 3), np.float32))
     with pytest.raises(ValueError, match="k and chunk_size"):
         relative_representation(np.ones((2, 3)), anchors, k=0)
+    with pytest.raises(NonFiniteError, match=r"query embeddings .* first: \[1\]"):
+        relative_representation(np.array([[1, 0, 0], [0, np.nan, 0]]), anchors)
 
 
 def test_leaves_torch_thread_count_as_it_was(monkeypatch):

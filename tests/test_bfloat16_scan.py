@@ -40,7 +40,7 @@ def assert_top_k(found, queries: np.ndarray, anchors: np.ndarray, k: int) -> Non
 
 
 @pytest.mark.parametrize("d", [8, 64, 384, 1000])
-def test_error_bound_holds(d):
+def test_error_bound_and_floors_hold(d):
     rng = np.random.default_rng(d)
     unit = random_unit(rng, 3000, d)
     # and rows that truncation hurts most: every bit below bfloat16's mantissa set

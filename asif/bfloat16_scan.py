@@ -117,7 +117,7 @@ def _kept(
     values: torch.Tensor, indices: torch.Tensor, floor: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The candidates at or above their row's floor, still in index order (-inf padded)."""
-    r, c = torch.nonzero(values >= floor[:, None], as_tuple=True)  # row-major: index order
+    r, c = entries_passing(values, floor, strict=False)  # row-major: index order
     return padded_by_row(r, indices[r, c], values[r, c], 0, len(values))
 
 

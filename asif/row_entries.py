@@ -33,8 +33,7 @@ def entries_passing(
     entries = torch.index_select(x.view(n * blocks, BLOCK), 0, block)
     rows = block // blocks
     hit, offset = torch.nonzero(passes(entries, threshold[rows, None]), as_tuple=True)
-    block = block[hit]
-    rows = block // blocks
+    block, rows = block[hit], rows[hit]
     return rows, (block - rows * blocks) * BLOCK + offset
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from asif.errors import AsifError
-from asif.zero_shot import DEFAULT_TEMPLATES, STRATEGIES
+from asif.model.zero_shot import DEFAULT_TEMPLATES, STRATEGIES
 
 DEFAULT_MODEL = "asif-data/demo-model"
 
@@ -23,7 +23,7 @@ def _labels(text: str) -> list[str]:
 
 def _load(args: argparse.Namespace):
     from asif.encoders import load_image_encoder, load_text_encoder
-    from asif.model_io import load_model
+    from asif.model.folder import load_model
 
     model = load_model(args.model)
     model.attach_encoders(
@@ -82,7 +82,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from asif.model_io import read_settings
+    from asif.model.folder import read_settings
 
     print(json.dumps(read_settings(args.model), indent=2))
 

@@ -17,7 +17,7 @@ from PIL import Image
 from asif.datasets import FASHION_MNIST_ROOT, LabelledImages, digits, fashion_mnist
 from asif.encoders import load_image_encoder, load_text_encoder
 from asif.model import AsifModel, Explanation
-from asif.zero_shot import Prediction
+from asif.model.zero_shot import Prediction
 
 CAPTION_TEMPLATES = (
     "a black and white photo of a {}.",

@@ -27,6 +27,26 @@ class NonFiniteError(AsifError, ValueError):
     """Embeddings holding NaN or infinite values."""
 
 
+class TemplateError(AsifError, ValueError):
+    """A prompt template without exactly one `{}` for the class name, or with other fields."""
+
+
+class StrategyError(AsifError, ValueError):
+    """A template strategy other than "max" or "mean"."""
+
+
+class LabelError(AsifError, ValueError):
+    """A class name that is empty, repeated, or not one of the classifier's."""
+
+
+class SettingsError(AsifError, ValueError):
+    """Model settings out of range (k, p, chunk size) or an unknown precision."""
+
+
+class UnsupportedOperationError(AsifError, TypeError):
+    """An operation the model's top-k backend does not offer (editing an index-backed model)."""
+
+
 def require_finite(x: np.ndarray, name: str) -> None:
     """Raise NonFiniteError naming the rows of the 2-D `x` that hold NaN or infinity."""
     with np.errstate(over="ignore", invalid="ignore"):

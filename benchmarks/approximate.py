@@ -24,17 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from asif.anchor_table import AnchorTable, build_anchor_batch
-from asif.approximate import (
+from asif.model.folder import model_from_table
+from asif.model.relative import SparseRelative
+from asif.model.zero_shot import ZeroShotClassifier
+from asif.scan.lance_index import (
     ApproximateModel,
     SearchSettings,
     build_indexes,
     indexed_columns,
     topk_overlap,
 )
-from asif.model_io import model_from_table
-from asif.relative import SparseRelative
-from asif.zero_shot import ZeroShotClassifier
+from asif.store.table import AnchorTable, build_anchor_batch
 
 DIM, CLASSES, WRITE_BATCH = 384, 10, 100_000
 

@@ -69,8 +69,8 @@ def plain_loop(
 ) -> Iterator[int]:
     """Load both encoders (then yield 0), read, decode and encode each shard in batches; yield
     rows done."""
-    from asif.embed import read_shard
     from asif.encoders import decode_image, load_image_encoder, load_text_encoder
+    from asif.pipeline.embed import read_shard
 
     image_encoder = load_image_encoder(image_spec, device="cpu")
     text_encoder = load_text_encoder(text_spec, device="cpu")
@@ -87,7 +87,7 @@ def ray_loop(
     shards: list[Path], image_spec: str, text_spec: str, batch_size: int, actors: int
 ) -> Iterator[int]:
     """`iter_embedded_batches` with `actors` actors; yield rows per batch."""
-    from asif.embed import EmbedOptions, iter_embedded_batches
+    from asif.pipeline.embed import EmbedOptions, iter_embedded_batches
 
     options = EmbedOptions(
         image_encoder=image_spec,
@@ -125,7 +125,7 @@ def main() -> None:
 
     import ray
 
-    from asif.embed import init_ray
+    from asif.pipeline.embed import init_ray
 
     with tempfile.TemporaryDirectory(prefix="asif-bench-") as tmp:
         shards = write_shards(Path(tmp), args.pairs, args.per_shard)

@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from asif.anchor_table import AnchorTable, build_anchor_batch
 from asif.serve.live_model import LiveModel
+from asif.store.table import AnchorTable, build_anchor_batch
 
 DIM = 384
 WRITE_BATCH = 100_000

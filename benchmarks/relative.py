@@ -82,7 +82,7 @@ def run_worker(method: str, n: int, d: int, n_queries: int, repeat: int, out: Pa
     image_anchors, text_anchors = unit_rows(n, d, 1), unit_rows(n, d, 2)
     images, prompts = unit_rows(n_queries, d, 3), unit_rows(CLASSES * TEMPLATES, d, 4)
     if method == "products":
-        from asif.relative import DEFAULT_CHUNK
+        from asif.model.relative import DEFAULT_CHUNK
 
         def classify() -> np.ndarray:
             sims = np.empty((n_queries, DEFAULT_CHUNK), dtype=np.float32)

@@ -4,7 +4,7 @@ open the table (refusing other encoders before any download) -> download (img2da
 resumable) -> embed (Ray Data) -> validate each batch (Great Expectations) -> commit or
 quarantine -> tag the version -> summary artifact -> event `asif.anchors.updated` (only when
 the table changed). Killed and re-run with the same arguments, it finishes the job without
-losing or duplicating rows (see `asif.build`).
+losing or duplicating rows (see `asif.pipeline.build`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 
-from asif.build import storage_options_from_env
-from asif.download import DownloadOptions
-from asif.embed import EmbedOptions
+from asif.pipeline.build import storage_options_from_env
+from asif.pipeline.download import DownloadOptions
+from asif.pipeline.embed import EmbedOptions
 from tasks.build_anchors import (
     anchors_updated_event,
     download_shards,
@@ -47,8 +47,8 @@ def build_anchors(
     `s3://bucket/path`; `storage_options` default to `ASIF_STORAGE_OPTIONS` (JSON) and AWS_*
     variables of the process. `work_dir` (shards, resume ledger) defaults to
     `asif-data/work/<table_name>`, `quarantine_dir` to `asif-data/quarantine/<table_name>`.
-    `download` (img2dataset settings, `asif.download.DownloadOptions`) and `embed` (encoders,
-    batch sizes, Ray actors: `asif.embed.EmbedOptions`) are objects; a key left out keeps its
+    `download` (img2dataset settings, `asif.pipeline.download.DownloadOptions`) and `embed` (encoders,
+    batch sizes, Ray actors: `asif.pipeline.embed.EmbedOptions`) are objects; a key left out keeps its
     default. The new version is tagged `tag` (default `build-<UTC timestamp>`). Set
     RAY_ADDRESS (or `embed.ray_address`) to embed on a Ray cluster. Returns the counts (also
     published as artifact `build-anchors-summary`).

@@ -10,8 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from asif.anchor_table import AnchorTable
-from asif.build import (
+from asif.pipeline.build import (
     BuildSummary,
     EmbedTotals,
     embed_and_commit,
@@ -19,8 +18,9 @@ from asif.build import (
     open_anchor_table,
     summarize,
 )
-from asif.download import DownloadOptions, DownloadStats
-from asif.embed import EmbedOptions
+from asif.pipeline.download import DownloadOptions, DownloadStats
+from asif.pipeline.embed import EmbedOptions
+from asif.store.table import AnchorTable
 
 SUMMARY_ARTIFACT_KEY = "build-anchors-summary"
 UPDATED_EVENT = "asif.anchors.updated"

@@ -9,15 +9,15 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from asif.anchor_table import AnchorTable
+from asif.evaluation.benchmarks import Benchmark, load_benchmark
 from asif.evaluation.compare import Comparison, compare_rows, compare_with_previous
-from asif.evaluation.datasets import Benchmark, load_benchmark
 from asif.evaluation.evaluate import evaluate_version
 from asif.evaluation.evaluations_table import Row
 from asif.evaluation.plots import Plot, curve_plot
 from asif.evaluation.report import image_markdown, markdown_table
 from asif.evaluation.run import EvaluationSetup
 from asif.evaluation.studies import StudyOptions, StudyResult, run_study
+from asif.store.table import AnchorTable
 
 
 @task(name="load-benchmarks", cache_policy=NO_CACHE)

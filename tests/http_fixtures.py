@@ -172,7 +172,7 @@ def write_image_folder(
     folder: str | Path, n: int, *, start: int = 0, n_uncaptioned: int = 0, n_corrupt: int = 0
 ) -> Path:
     """`n` captioned images (JPEG/PNG, some in a subfolder), then images without a `.txt`, then
-    captioned files that are not images: the input of `asif.local_pairs.pairs_from_folder`."""
+    captioned files that are not images: the input of `asif.pipeline.folders.pairs_from_folder`."""
     root = Path(folder)
     (root / "sub").mkdir(parents=True, exist_ok=True)
     for seed in range(start, start + n):

@@ -10,7 +10,7 @@ from PIL import Image
 from asif.cli import main
 from asif.datasets import fashion_mnist
 from asif.demo import run_demo, write_pairs_folder
-from asif.local_pairs import folder_pairs
+from asif.pipeline.folders import folder_pairs
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asif.anchor_table import AnchorTable, build_anchor_batch
+from asif.store.table import AnchorTable, build_anchor_batch
 
 DOC = Path(__file__).parent.parent / "docs" / "anchor-table.md"
 DOC_URI = "asif-data/anchors"

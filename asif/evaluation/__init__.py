@@ -1,8 +1,8 @@
 """Zero-shot evaluation of anchor table versions: benchmarks, cached embeddings, the
 `evaluations` LanceDB table, studies, plots and version comparisons. See docs/evaluate.md."""
 
+from asif.evaluation.benchmarks import BENCHMARKS, Benchmark, load_benchmark
 from asif.evaluation.compare import Comparison, compare_rows, compare_with_previous
-from asif.evaluation.datasets import BENCHMARKS, Benchmark, load_benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
 from asif.evaluation.evaluate import EvalConfig, evaluate_version
 from asif.evaluation.evaluations_table import EVALUATIONS_SCHEMA, EvaluationsTable

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from asif.encoders.base import ImageEncoder, TextEncoder
-from asif.evaluation.datasets import Benchmark
+from asif.evaluation.benchmarks import Benchmark
 
 ENV_CACHE_DIR = "ASIF_EVAL_CACHE"
 

@@ -20,15 +20,15 @@ from typing import TypeVar
 
 import numpy as np
 
-from asif.anchor_table import AnchorTable
 from asif.encoders import load_image_encoder, load_text_encoder
-from asif.evaluation.datasets import Benchmark
+from asif.evaluation.benchmarks import Benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
 from asif.evaluation.evaluations_table import EvaluationsTable, Row
 from asif.model import AsifModel
-from asif.model_io import model_from_table
-from asif.relative import SparseRelative
-from asif.zero_shot import Prediction, Strategy, prompts
+from asif.model.folder import model_from_table
+from asif.model.relative import SparseRelative
+from asif.model.zero_shot import Prediction, Strategy, prompts
+from asif.store.table import AnchorTable
 
 CURVE_QUANTILES = tuple(np.round(np.linspace(0.0, 0.95, 20), 2))
 """Default thresholds: these quantiles of the best scores (unknown rate ~0 .. 95%)."""

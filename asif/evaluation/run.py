@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from asif.anchor_table import AnchorTable
 from asif.evaluation.embedding_cache import EmbeddingCache, default_cache_dir
 from asif.evaluation.evaluations_table import DEFAULT_NAME, EvaluationsTable
+from asif.store.table import AnchorTable
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from asif.anchor_table import AnchorTable
-from asif.evaluation.datasets import Benchmark
+from asif.evaluation.benchmarks import Benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
 from asif.evaluation.evaluate import EvalConfig, evaluate_version
 from asif.evaluation.evaluations_table import EvaluationsTable, Row
 from asif.evaluation.plots import Plot, anchors_plot, curve_plot, kp_plot
 from asif.evaluation.report import SUMMARY_COLUMNS, markdown_table
-from asif.zero_shot import STRATEGIES, Strategy
+from asif.model.zero_shot import STRATEGIES, Strategy
+from asif.store.table import AnchorTable
 
 STUDIES = ("anchors", "kp", "strategy")
 

@@ -17,10 +17,10 @@ from PIL import Image
 
 from asif.encoders.images import decode_image
 from asif.errors import AsifError, ImageDecodeError
+from asif.model.zero_shot import DEFAULT_TEMPLATES, STRATEGIES, Strategy, ZeroShotClassifier
 from asif.serve import schemas
 from asif.serve.live_model import LiveModel, Snapshot
 from asif.serve.watcher import TableWatcher
-from asif.zero_shot import DEFAULT_TEMPLATES, STRATEGIES, Strategy, ZeroShotClassifier
 
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
 CLASSIFIER_CACHE = 256  # label sets whose prompt representations each snapshot keeps

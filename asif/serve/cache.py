@@ -1,7 +1,7 @@
 """A memory-mapped cache of the anchor table's embeddings at the served precision.
 
 One folder per (table name, version, precision) holds the model as `.npy` files
-(`asif.model_io` format); loading it maps them instead of reading the table, so a restart at a
+(`asif.model.folder` format); loading it maps them instead of reading the table, so a restart at a
 cached version is fast and float16/int8 anchors are paged in by the OS as scans need them.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from asif.anchor_matrix import Precision
-from asif.anchor_table import AnchorTable
 from asif.encoders.base import ImageEncoder, TextEncoder
 from asif.model import AsifModel
-from asif.model_io import SETTINGS, load_model, model_from_table, save_model
+from asif.model.folder import SETTINGS, load_model, model_from_table, save_model
+from asif.scan.matrix import Precision
+from asif.store.table import AnchorTable
 
 
 def cache_path(cache_dir: str | Path, view: AnchorTable, precision: Precision) -> Path:

@@ -6,9 +6,9 @@ import argparse
 import logging
 from typing import Any
 
-from asif.anchor_matrix import PRECISIONS
-from asif.approximate import INDEX_KINDS
-from asif.relative import DEFAULT_K, DEFAULT_P
+from asif.model.relative import DEFAULT_K, DEFAULT_P
+from asif.scan.lance_index import INDEX_KINDS
+from asif.scan.matrix import PRECISIONS
 from asif.serve.app import DEFAULT_MAX_UPLOAD
 
 
@@ -57,11 +57,11 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from asif.anchor_table import AnchorTable
-    from asif.approximate import SearchSettings, build_indexes
     from asif.encoders import load_image_encoder, load_text_encoder
+    from asif.scan.lance_index import SearchSettings, build_indexes
     from asif.serve.app import create_app
     from asif.serve.live_model import LiveModel
+    from asif.store.table import AnchorTable
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     table = AnchorTable.open(args.table, args.name)

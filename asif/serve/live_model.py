@@ -2,7 +2,7 @@
 
 A request takes `live.snapshot` once and uses only that object, so a swap never changes a
 model under a running request. A new table version is applied incrementally (only the rows
-written since, see `asif.live_update`) unless most rows changed, then it is reloaded.
+written since, see `asif.scan.tombstones`) unless most rows changed, then it is reloaded.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from asif.anchor_matrix import Precision
-from asif.anchor_table import AnchorTable
-from asif.approximate import ApproximateModel, SearchSettings
 from asif.encoders.base import ImageEncoder, TextEncoder
-from asif.live_update import LiveAsifModel, apply_delta, read_delta
 from asif.model import AsifModel
-from asif.model_io import model_from_table
-from asif.relative import DEFAULT_K, DEFAULT_P
+from asif.model.folder import model_from_table
+from asif.model.relative import DEFAULT_K, DEFAULT_P
+from asif.scan.lance_index import ApproximateModel, SearchSettings
+from asif.scan.matrix import Precision
+from asif.scan.tombstones import LiveAsifModel, apply_delta
 from asif.serve.cache import cached_model
+from asif.store.changes import read_delta
+from asif.store.table import AnchorTable
 
 log = logging.getLogger(__name__)
 FULL_RELOAD_FRACTION = 0.5  # reload from scratch when a delta touches more rows than this

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from asif.anchor_table import AnchorTable
-from asif.evaluation.datasets import Benchmark, load_benchmark
+from asif.evaluation.benchmarks import Benchmark, load_benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
+from asif.store.table import AnchorTable
 from tests.evaluation.shared import TEST_LIMIT, make_anchor_table, session_cache_dir
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from asif.anchor_table import AnchorTable, build_anchor_batch
 from asif.datasets import fashion_mnist
 from asif.demo import anchor_captions
 from asif.encoders import load_image_encoder, load_text_encoder
+from asif.store.table import AnchorTable, build_anchor_batch
 
 IMAGE_ENCODER = "efficientnet-lite0"
 TEXT_ENCODER = "all-MiniLM-L6-v2"

@@ -1,6 +1,6 @@
 import numpy as np
 
-from asif.evaluation.datasets import load_benchmark
+from asif.evaluation.benchmarks import load_benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache, default_cache_dir
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from asif.evaluation.evaluate import EvalConfig, evaluate_version, settings_key, unknown_curve
 from asif.evaluation.evaluations_table import EVALUATIONS_SCHEMA, EvaluationsTable
-from asif.zero_shot import Prediction
+from asif.model.zero_shot import Prediction
 from tests.evaluation.shared import K
 
 

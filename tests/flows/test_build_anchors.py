@@ -23,11 +23,11 @@ from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-import asif.build
-from asif.anchor_ids import anchor_id
-from asif.anchor_table import AnchorTable, build_anchor_batch
-from asif.embed import FAILED_SCHEMA, EmbeddedBatch
+import asif.pipeline.build
 from asif.errors import EncoderMismatchError
+from asif.pipeline.embed import FAILED_SCHEMA, EmbeddedBatch
+from asif.store.ids import anchor_id
+from asif.store.table import AnchorTable, build_anchor_batch
 from flows.build_anchors import build_anchors
 from tasks.build_anchors import SUMMARY_ARTIFACT_KEY, UPDATED_EVENT
 from tests.http_fixtures import (
@@ -257,7 +257,7 @@ def test_bad_batch_is_quarantined_and_table_unchanged(
         )
         yield EmbeddedBatch(batch, FAILED_SCHEMA.empty_table())
 
-    monkeypatch.setattr(asif.build, "iter_embedded_batches", nan_batches)
+    monkeypatch.setattr(asif.pipeline.build, "iter_embedded_batches", nan_batches)
     table = AnchorTable.open(first_build.table_uri)
     version, rows = table.version, len(table)
     build = run_build(

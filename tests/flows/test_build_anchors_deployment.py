@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from asif.anchor_table import AnchorTable
+from asif.store.table import AnchorTable
 from tests.http_fixtures import ImageServer, generate_pairs, write_url_list
 from tests.prefect_fixtures import (  # noqa: F401 (fixture)
     PrefectServer,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import yaml
 
-from asif.anchor_table import AnchorTable
-from asif.evaluation.datasets import load_benchmark
+from asif.evaluation.benchmarks import load_benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
 from asif.evaluation.evaluate import evaluate_version
 from asif.evaluation.evaluations_table import EvaluationsTable
+from asif.store.table import AnchorTable
 from tests.evaluation.shared import TEST_LIMIT, K, make_anchor_table, session_cache_dir
 from tests.prefect_fixtures import (
     PrefectServer,

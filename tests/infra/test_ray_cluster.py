@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from asif.anchor_table import AnchorTable
+from asif.store.table import AnchorTable
 from tests.http_fixtures import ImageServer, generate_pairs, write_url_list
 from tests.infra.services import moto_s3, ray_head
 
@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD = """
 import json, sys
 import ray
-from asif.build import build_anchor_table, storage_options_from_env
-from asif.download import DownloadOptions
-from asif.embed import EmbedOptions
+from asif.pipeline.build import build_anchor_table, storage_options_from_env
+from asif.pipeline.download import DownloadOptions
+from asif.pipeline.embed import EmbedOptions
 args = json.loads(sys.argv[1])
 summary = build_anchor_table(
     storage_options=storage_options_from_env(),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asif.anchor_table import AnchorTable, build_anchor_batch
-from asif.build import storage_options_from_env
-from asif.validation import commit_batch
+from asif.pipeline.build import storage_options_from_env
+from asif.pipeline.validation import commit_batch
+from asif.store.table import AnchorTable, build_anchor_batch
 from tests.infra.services import S3Bucket, moto_s3
 
 

@@ -12,9 +12,9 @@ import pytest
 import uvicorn
 from PIL import Image, ImageDraw
 
-from asif.anchor_table import AnchorTable, build_anchor_batch
 from asif.serve.app import create_app
 from asif.serve.live_model import LiveModel
+from asif.store.table import AnchorTable, build_anchor_batch
 
 COLORS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (30, 60, 220)}
 SHAPES = ("circle", "square", "triangle")

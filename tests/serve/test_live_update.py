@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from asif.anchor_table import AnchorTable, build_anchor_batch
 from asif.serve.live_model import LiveModel
+from asif.store.table import AnchorTable, build_anchor_batch
 from tests.dense_reference import random_unit
 
 D_IMAGE, D_TEXT = 12, 8
@@ -105,7 +105,8 @@ def test_large_change_reloads_fully(table):
 
 
 def test_many_tombstones_get_compacted(table):
-    from asif.live_update import apply_delta, read_delta
+    from asif.scan.tombstones import apply_delta
+    from asif.store.changes import read_delta
 
     live = LiveModel(table.uri, k=10)
     snap = live.snapshot
@@ -120,7 +121,7 @@ def test_many_tombstones_get_compacted(table):
 
 
 def test_append_shares_spare_capacity_without_changing_older_matrices():
-    from asif.anchor_matrix import AnchorMatrix
+    from asif.scan.matrix import AnchorMatrix
 
     rng = np.random.default_rng(3)
     for precision in ("float32", "float16", "int8"):

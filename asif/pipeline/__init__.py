@@ -1,0 +1,1 @@
+"""The build pipeline: url lists and folders, download, embedding, validation, build."""

@@ -1,0 +1,1 @@
+"""The LanceDB anchor table: schema, row batches, the table, and its location."""

@@ -1,0 +1,83 @@
+"""What changed between two versions of an anchor table, read in time proportional to the change.
+
+Only the rows written since the old version (the fragments it did not have) are read, plus the
+id column for deletions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from asif.store.table import (
+    CAPTION,
+    ID,
+    IMAGE_EMBEDDING,
+    TEXT_EMBEDDING,
+    URL,
+    AnchorTable,
+    embedding_matrix,
+)
+
+
+@dataclass(frozen=True)
+class TableDelta:
+    """What changed from `from_version` to `to_version`.
+
+    `dropped` are ids whose old rows leave the model (deleted or rewritten); `written` are
+    the rows stored since (inserted or rewritten), with float32 embeddings; `ids` are all ids
+    at `to_version`.
+    """
+
+    from_version: int
+    to_version: int
+    ids: pa.Array
+    dropped: list[str]
+    written_ids: list[str]
+    written_captions: list[str]
+    written_urls: list[str | None]
+    written_image: np.ndarray
+    written_text: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """Rows touched: dropped plus written."""
+        return len(self.dropped) + len(self.written_ids)
+
+
+def table_ids(view: AnchorTable) -> pa.Array:
+    """The id column of a table view, as one Arrow array."""
+    column = view.lance_table.to_lance().to_table(columns=[ID]).column(ID)
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDelta:
+    """The changes between two views of one table; `old_ids` are the ids at `old`'s version."""
+    old_ds, new_ds = old.lance_table.to_lance(), new.lance_table.to_lance()
+    known = {f.fragment_id for f in old_ds.get_fragments()}
+    fresh = [f for f in new_ds.get_fragments() if f.fragment_id not in known]
+    ids = table_ids(new)
+    gone = pc.invert(pc.is_in(old_ids, value_set=ids))
+    dropped = set(pc.filter(old_ids, gone).to_pylist())
+    columns = [ID, URL, CAPTION, IMAGE_EMBEDDING, TEXT_EMBEDDING]
+    if fresh:
+        written = new_ds.scanner(columns=columns, fragments=fresh).to_table()
+    else:
+        written = new.schema.empty_table().select(columns)
+    written_ids = written.column(ID).to_pylist()
+    rewritten = pc.filter(written.column(ID), pc.is_in(written.column(ID), value_set=old_ids))
+    dropped.update(rewritten.to_pylist())
+    return TableDelta(
+        from_version=old.version,
+        to_version=new.version,
+        ids=ids,
+        dropped=sorted(dropped),
+        written_ids=written_ids,
+        written_captions=written.column(CAPTION).to_pylist(),
+        written_urls=written.column(URL).to_pylist(),
+        written_image=embedding_matrix(written.column(IMAGE_EMBEDDING), new.image_dim),
+        written_text=embedding_matrix(written.column(TEXT_EMBEDDING), new.text_dim),
+    )

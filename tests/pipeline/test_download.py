@@ -1,0 +1,178 @@
+"""download_pairs / pairs_from_folder against a local HTTP server: counts, shards, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from asif.pipeline.download import (
+    DownloadOptions,
+    UrlListError,
+    collect_stats,
+    download_pairs,
+    read_url_list,
+)
+from asif.pipeline.folders import pairs_from_folder
+from tests.http_fixtures import ImageServer, generate_pairs, write_image_folder, write_url_list
+
+ROOT = Path(__file__).resolve().parents[1]
+ITEMS = generate_pairs(10, n_missing=2, n_html=2, n_truncated=2)
+PAIRS = [p for p, _ in ITEMS]
+EXTRA = generate_pairs(4, start=100)
+FIVE_PER_SHARD = DownloadOptions(samples_per_shard=5)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ImageServer(ITEMS + EXTRA) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def first_run(server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("download")
+    url_list = write_url_list(server, PAIRS, tmp / "urls.parquet")
+    stats = download_pairs(
+        url_list, tmp / "shards", DownloadOptions(samples_per_shard=5, threads=4)
+    )
+    return stats, tmp
+
+
+def test_counts_are_exact(first_run):
+    stats, _ = first_run
+    assert (stats.total, stats.succeeded, stats.failed) == (16, 10, 6)
+    assert (stats.failed_to_download, stats.failed_to_resize) == (2, 4)
+    assert stats.failures_by_reason == {"Image decoding error": 4, "HTTP Error 404: Not Found": 2}
+    assert [s.count for s in stats.shards] == [5, 5, 5, 1]
+
+
+def test_shards_hold_the_good_images(first_run, server):
+    stats, _ = first_run
+    assert stats.new_shards == stats.shard_files
+    assert [p.name for p in stats.shard_files] == [f"0000{i}.parquet" for i in range(4)]
+    table = pa.concat_tables(pq.read_table(p) for p in stats.shard_files)
+    good = table.filter(pc.equal(table["status"], "success"))
+    expected = {(server.url(p), p.caption) for p in PAIRS if p.ok}
+    assert set(zip(good["url"].to_pylist(), good["caption"].to_pylist(), strict=True)) == expected
+    assert all(good["jpg"].to_pylist())
+    sides = zip(good["width"].to_pylist(), good["height"].to_pylist(), strict=True)
+    assert {min(w, h) for w, h in sides} == {256}
+
+
+def test_rerun_downloads_nothing_and_a_longer_list_only_its_new_pairs(first_run, server):
+    stats, tmp = first_run
+    hits = dict(server.hits)
+    again = download_pairs(tmp / "urls.parquet", tmp / "shards", FIVE_PER_SHARD)
+    assert again.new_shards == []
+    assert (again.total, again.succeeded) == (16, 10)
+    assert server.hits == hits
+
+    longer = write_url_list(server, PAIRS + [p for p, _ in EXTRA], tmp / "longer.csv")
+    grown = download_pairs(longer, tmp / "shards", FIVE_PER_SHARD)
+    assert [p.name for p in grown.new_shards] == ["00004.parquet"]
+    assert (grown.total, grown.succeeded, grown.failed) == (20, 14, 6)
+    assert {k: v for k, v in server.hits.items() if v != hits.get(k)} == {
+        p.path: 1 for p, _ in EXTRA
+    }
+    assert collect_stats(tmp / "shards").shard_files == grown.shard_files
+
+
+def test_csv_list_to_webdataset_skips_rows_without_caption(server, tmp_path):
+    url_list = tmp_path / "urls.csv"
+    rows = [p for p in PAIRS if p.ok][:4] + [p for p in PAIRS if p.kind == "missing"][:1]
+    write_url_list(server, rows, url_list)
+    with url_list.open("a") as f:
+        f.write(f'"{server.base_url}/img/1.jpg",""\n')
+    stats = download_pairs(url_list, tmp_path / "wds", DownloadOptions(output_format="webdataset"))
+    assert (stats.total, stats.succeeded, stats.failed) == (6, 4, 2)
+    assert stats.failures_by_reason == {"missing url or caption": 1, "HTTP Error 404: Not Found": 1}
+    assert [p.name for p in stats.shard_files] == ["00000.tar"]
+    with pytest.raises(ValueError, match="webdataset"):
+        download_pairs(url_list, tmp_path / "wds", DownloadOptions(output_format="parquet"))
+
+
+def test_resume_after_kill_keeps_finished_shards(server, tmp_path):
+    good = [p for p in PAIRS if p.ok][:9]
+    url_list = write_url_list(server, good, tmp_path / "urls.parquet")
+    out = tmp_path / "shards"
+    code = (
+        "from asif.pipeline.download import DownloadOptions, download_pairs; "
+        f"download_pairs({str(url_list)!r}, {str(out)!r}, "
+        "DownloadOptions(samples_per_shard=3, threads=1))"
+    )
+    hits_before = dict(server.hits)
+    server.delay = 0.4
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (out / "00000_stats.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        server.delay = 0.0
+    finished = collect_stats(out)
+    assert 1 <= len(finished.shards) < 3
+    done_urls = set(pq.read_table(finished.shard_files[0], columns=["url"])["url"].to_pylist())
+
+    stats = download_pairs(url_list, out, DownloadOptions(samples_per_shard=3, threads=4))
+    assert (stats.total, stats.succeeded) == (9, 9)
+    urls = pa.concat_tables(pq.read_table(p, columns=["url"]) for p in stats.shard_files)["url"]
+    assert sorted(urls.to_pylist()) == sorted(server.url(p) for p in good)
+    done_paths = {u.removeprefix(server.base_url) for u in done_urls}
+    assert all(server.hits[p] - hits_before.get(p, 0) == 1 for p in done_paths)
+    assert not (out / "_tmp").exists()
+
+
+def test_pairs_from_folder(tmp_path):
+    folder = write_image_folder(tmp_path / "images", 5, n_uncaptioned=1, n_corrupt=1)
+    four = DownloadOptions(samples_per_shard=4)
+    stats = pairs_from_folder(folder, tmp_path / "shards", four)
+    assert (stats.total, stats.succeeded, stats.failed) == (7, 5, 2)
+    assert stats.failures_by_reason == {"missing caption": 1, "Image decoding error": 1}
+    table = pa.concat_tables(pq.read_table(p) for p in stats.shard_files)
+    urls = table.filter(pc.equal(table["status"], "success"))["url"].to_pylist()
+    assert sorted(urls) == sorted(
+        p.resolve().as_uri() for p in folder.rglob("img*") if p.suffix != ".txt"
+    )
+    assert pairs_from_folder(folder, tmp_path / "shards", four).new_shards == []
+
+
+def test_unreadable_url_lists_name_the_file_and_column(tmp_path):
+    with pytest.raises(UrlListError, match="nope.parquet"):
+        download_pairs(tmp_path / "nope.parquet", tmp_path / "out")
+    pq.write_table(pa.table({"link": ["http://x/1.jpg"], "caption": ["c"]}), tmp_path / "a.parquet")
+    with pytest.raises(UrlListError, match="no url column 'url'"):
+        read_url_list(tmp_path / "a.parquet")
+    (tmp_path / "b.tsv").write_text("url\ttext\nhttp://x/1.jpg\tc\n")
+    with pytest.raises(UrlListError, match="b.tsv has no caption column 'caption'"):
+        read_url_list(tmp_path / "b.tsv")
+    table = read_url_list(tmp_path / "b.tsv", caption_col="text")
+    assert table.to_pylist() == [{"url": "http://x/1.jpg", "caption": "c"}]
+    (tmp_path / "c.json").write_text("{}")
+    with pytest.raises(UrlListError, match="format 'json'"):
+        read_url_list(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"output_format": "tar"}, "output_format must be one of"),
+        ({"resize_mode": "stretch"}, "resize_mode must be one of"),
+        ({"threads": 0}, "threads must be at least 1, not 0"),
+        ({"retries": -1}, "retries must be at least 0"),
+    ],
+)
+def test_bad_download_options_are_refused(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DownloadOptions(**options)

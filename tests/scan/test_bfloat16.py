@@ -1,0 +1,191 @@
+import numpy as np
+import pytest
+import torch
+
+import asif.model.relative
+import asif.scan.bfloat16
+from asif.model.relative import normalize_rows, relative_representation
+from asif.scan.bfloat16 import (
+    OUTPUT_ROUNDING,
+    _error_bound,
+    _exact_floor,
+    _first_floor,
+    _floor,
+    bfloat16_topk,
+)
+from asif.scan.bfloat16_halves import SCALE, high_halves
+from asif.scan.matrix import AnchorMatrix
+from asif.scan.row_entries import block_maxima
+from tests.dense_reference import dense_relative, random_unit
+
+
+def exact_topk(queries: np.ndarray, anchors: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """float64 similarities (all, and the top k's indices: ties to the lower index)."""
+    sims = normalize_rows(queries).astype(np.float64) @ anchors.astype(np.float64).T
+    index = np.broadcast_to(np.arange(len(anchors)), sims.shape)
+    return sims, np.lexsort((index, -sims), axis=1)[:, :k]
+
+
+def assert_top_k(found, queries: np.ndarray, anchors: np.ndarray, k: int) -> None:
+    """The k values are the k largest similarities, in order, each that of its index.
+
+    Indices are not compared: float32 rounding may swap anchors whose values differ by ~1e-7.
+    """
+    values, indices = (t.numpy() for t in found)
+    sims, top = exact_topk(queries, anchors, k)
+    np.testing.assert_allclose(values, np.take_along_axis(sims, top, 1), atol=1e-6)
+    np.testing.assert_allclose(values, np.take_along_axis(sims, indices, 1), atol=1e-6)
+    assert (np.diff(values, axis=1) <= 0).all()
+    assert all(len(set(row)) == k for row in indices.tolist())
+
+
+@pytest.mark.parametrize("d", [8, 64, 384, 1000])
+def test_error_bound_and_floors_hold(d):
+    rng = np.random.default_rng(d)
+    unit = random_unit(rng, 3000, d)
+    # and rows that truncation hurts most: every bit below bfloat16's mantissa set
+    worst = (np.abs(unit[:200]).view(np.uint32) | 0xFFFF).view(np.float32) * np.sign(unit[:200])
+    anchors = np.concatenate([unit, worst])
+    halves = high_halves(torch.from_numpy(anchors), torch.empty(anchors.shape, dtype=torch.int16))
+    # queries along the residuals `a - SCALE ab` of their anchors: the bound's anchor term is
+    # then nearly reached (Cauchy-Schwarz with parallel vectors)
+    residual = anchors - SCALE * halves.float().numpy()
+    along = normalize_rows(residual[np.argsort(-np.linalg.norm(residual, axis=1))[:20]])
+    queries = np.concatenate([random_unit(rng, 40, d), unit[:20], along])
+    norms = AnchorMatrix.from_float(anchors).row_norms()
+    q = torch.from_numpy(queries)
+    qb = q.bfloat16()
+    bound = _error_bound(q, qb, float(norms.norm.max()), float(norms.residual.max())).numpy()
+    y = (qb @ halves.T).float().numpy().astype(np.float64)
+    exact = queries.astype(np.float64) @ anchors.astype(np.float64).T
+    error = np.abs(exact - SCALE * y) - SCALE * OUTPUT_ROUNDING * np.abs(y)
+    assert (error <= bound[:, None]).all()
+    assert bound.max() < 0.01  # and is tight enough to rule most anchors out
+    # the floors: whatever reaches an anchor's similarity has a product at or above the floor
+    # of that anchor's product (the scan) or of its similarity (the rescoring)
+    y, exact, bound = (torch.from_numpy(x).float() for x in (y, exact, bound))
+    order = torch.argsort(exact, dim=1)  # ascending: suffix minima over all that reach it
+    by_exact = y.gather(1, order)
+    reaching = by_exact.flip(1).cummin(1).values.flip(1)
+    assert (reaching >= _floor(by_exact, bound[:, None])).all()
+    assert (y >= _exact_floor(exact, bound[:, None])).all()
+
+
+@pytest.mark.parametrize(
+    ("n_anchors", "d", "k", "chunk"),
+    [
+        (1, 8, 1, 100),  # a single anchor
+        (50, 16, 50, 1000),  # k = N: negative k-th values, the float test
+        (1000, 32, 800, 100_000),
+        (1001, 32, 100, 320),  # N not a multiple of the chunk
+        (997, 16, 250, 64),  # k > chunk
+        (500, 8, 1, 7),  # k = 1, tiny chunks, widths not a multiple of the block
+        (20_000, 384, 800, 3200),
+        (12_000, 768, 37, 4096),
+    ],
+)
+def test_exact_top_k(n_anchors, d, k, chunk):
+    rng = np.random.default_rng(n_anchors + k)
+    anchors = random_unit(rng, n_anchors, d)
+    queries = normalize_rows(rng.normal(size=(11, d)))
+    found = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), k, chunk)
+    assert found is not None, "the bound left too many candidates"
+    assert_top_k(found, queries, anchors, k)
+
+
+@pytest.mark.parametrize("width", [3200, 3210, 40])  # 100 blocks; a ragged block; width < k
+def test_first_floor_is_at_most_the_floor_of_the_kth_product(width):
+    rng = np.random.default_rng(width)
+    y = torch.from_numpy(rng.normal(0.0, 0.04, (6, width)).astype(np.float32)).bfloat16()
+    y[5] = -y[5].abs()  # a row of negative products: block maxima cannot bound it as int16
+    bound = torch.full((6,), 0.003)
+    floor, maxima = _first_floor(y, 50, bound)
+    if width < 50:
+        assert torch.isinf(floor).all() and maxima is None
+        return
+    kth = torch.topk(y.float(), 50, dim=1).values[:, -1]
+    assert (floor <= _floor(kth, bound)).all()
+    if width % 32:  # the exact k-th product of the chunk
+        assert torch.equal(floor, _floor(kth, bound)) and maxima is None
+        return
+    assert torch.equal(maxima, block_maxima(y.view(torch.int16)))
+    assert floor[5] == -torch.inf
+    assert (floor[:5] > _floor(kth, bound)[:5] - 0.01).all()  # and close: it rules anchors out
+
+
+def test_rescores_only_candidates_that_may_reach_the_exact_kth(monkeypatch):
+    rng = np.random.default_rng(8)
+    anchors, queries = random_unit(rng, 20_000, 64), random_unit(rng, 7, 64)
+    found, rescored = [], []
+    candidates, rescore = asif.scan.bfloat16._candidates, asif.scan.bfloat16._rescore
+
+    def count_candidates(*args: object) -> object:
+        found.append(out := candidates(*args))
+        return out
+
+    def count_rescored(queries, anchors, indices, valid):
+        rescored.append(int(valid.sum()))
+        return rescore(queries, anchors, indices, valid)
+
+    monkeypatch.setattr(asif.scan.bfloat16, "_candidates", count_candidates)
+    monkeypatch.setattr(asif.scan.bfloat16, "_rescore", count_rescored)
+    top = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), 100, 4096)
+    assert_top_k(top, queries, anchors, 100)
+    assert rescored[0] == 7 * 100  # first the k largest products per query
+    assert sum(rescored) < int(torch.isfinite(found[0][0]).sum())
+
+
+def test_order_below_bfloat16_resolution_is_decided_in_float32():
+    # 3000 anchors in a cap of cosine ~0.99 to the queries: their similarities differ by
+    # less than bfloat16's resolution there (2^-8), so float32 alone decides the top 10
+    rng = np.random.default_rng(5)
+    base = random_unit(rng, 1, 64)
+    anchors = normalize_rows(base + 1e-2 * rng.normal(size=(3000, 64)))
+    queries = normalize_rows(base + 1e-2 * rng.normal(size=(4, 64)))
+    found = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), 10, 512)
+    assert found is not None
+    sims, top = exact_topk(queries, anchors, 10)
+    assert np.ptp(np.take_along_axis(sims, top, 1), axis=1).max() < 2.0**-8
+    assert_top_k(found, queries, anchors, 10)
+
+
+def test_ties_keep_index_order():
+    rng = np.random.default_rng(3)
+    anchors = random_unit(rng, 6, 16)[rng.integers(0, 6, 3000)]
+    queries = random_unit(rng, 9, 16)
+    found = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), 700, 256)
+    assert found is not None
+    np.testing.assert_array_equal(found[1].numpy(), exact_topk(queries, anchors, 700)[1])
+
+
+def test_too_many_near_ties_fall_back_to_float32():
+    # 20,000 anchors of two directions: 10,000 exact ties at the top, more than the limit
+    anchors = np.tile(np.eye(2, 8, dtype=np.float32), (10_000, 1))
+    queries = np.array([[1, 0.5, 0, 0, 0, 0, 0, 0], [0.5, 1, 0, 0, 0, 0, 0, 0]], np.float32)
+    assert bfloat16_topk(queries, AnchorMatrix.from_float(anchors), 5, 4096) is None
+    rel = relative_representation(queries, anchors, k=5, p=2, bfloat16=True)
+    np.testing.assert_allclose(rel.to_dense(), dense_relative(queries, anchors, 5, 2), atol=1e-6)
+
+
+def test_used_by_default_for_many_float32_anchors(monkeypatch):
+    rng = np.random.default_rng(6)
+    anchors, queries = random_unit(rng, 3000, 32), random_unit(rng, 5, 32)
+    calls = []
+
+    def spy(*args: object) -> object:
+        calls.append(args)
+        return bfloat16_topk(*args)
+
+    monkeypatch.setattr(asif.model.relative, "bfloat16_topk", spy)
+    monkeypatch.setattr(asif.model.relative, "native_bfloat16", lambda: True)
+    relative_representation(queries, anchors, k=40)
+    assert not calls, "below BFLOAT16_MIN_ANCHORS"
+    monkeypatch.setattr(asif.model.relative, "BFLOAT16_MIN_ANCHORS", 1000)
+    relative_representation(queries, AnchorMatrix.from_float(anchors, "float16"), k=40)
+    assert not calls, "float16 anchors have no bfloat16 high halves"
+    rel = relative_representation(queries, anchors, k=40)
+    assert len(calls) == 1
+    np.testing.assert_allclose(rel.to_dense(), dense_relative(queries, anchors, 40, 8), atol=1e-5)
+    monkeypatch.setattr(asif.model.relative, "native_bfloat16", lambda: False)
+    relative_representation(queries, anchors, k=40)
+    assert len(calls) == 1, "not on CPUs without native bfloat16"

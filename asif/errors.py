@@ -1,5 +1,7 @@
 """Errors that name the problem in the user's terms."""
 
+from numbers import Integral
+
 import numpy as np
 
 
@@ -57,6 +59,13 @@ def require_finite(x: np.ndarray, name: str) -> None:
         raise NonFiniteError(
             f"{name} hold NaN or infinite values in {len(bad)} row(s), first: {bad[:5].tolist()}"
         )
+
+
+def require_positive_int(name: str, value: object) -> int:
+    """`value` as an int if it is a positive integer (not a bool), else SettingsError."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise SettingsError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 class SchemaMismatchError(AsifError, ValueError):

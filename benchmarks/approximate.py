@@ -24,16 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from asif.model.folder import model_from_table
-from asif.model.relative import SparseRelative
+from asif.model.from_table import index_model_from_table, model_from_table, table_settings
+from asif.model.relative import SparseRelative, topk_overlap
+from asif.model.settings import DEFAULT_K, DEFAULT_P
 from asif.model.zero_shot import ZeroShotClassifier
-from asif.scan.lance_index import (
-    ApproximateModel,
-    SearchSettings,
-    build_indexes,
-    indexed_columns,
-    topk_overlap,
-)
+from asif.scan.lance_index import SearchSettings, build_indexes, indexed_columns
 from asif.store.table import AnchorTable, build_anchor_batch
 
 DIM, CLASSES, WRITE_BATCH = 384, 10, 100_000
@@ -83,11 +78,12 @@ def measure(uri: str, mode: str, args: argparse.Namespace) -> None:
     task = np.load(Path(uri) / "task.npz")
     table = AnchorTable.open(uri)
     start = time.perf_counter()
+    settings = table_settings(table).replace(k=args.k, p=args.p)
     if mode == "exact":
-        model = model_from_table(table, precision=args.precision, k=args.k, p=args.p)
+        model = model_from_table(table, precision=args.precision, settings=settings)
     else:
-        settings = SearchSettings(nprobes=args.nprobes, refine_factor=args.refine or None)
-        model = ApproximateModel.from_table(table, settings=settings, k=args.k, p=args.p)
+        search = SearchSettings(nprobes=args.nprobes, refine_factor=args.refine or None)
+        model = index_model_from_table(table, search=search, settings=settings)
     load = time.perf_counter() - start
     names = [f"class {c}" for c in range(CLASSES)]
     clf = ZeroShotClassifier.from_prompt_relatives(
@@ -141,8 +137,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--single", type=int, default=20, help="queries timed one at a time")
-    parser.add_argument("--k", type=int, default=800)
-    parser.add_argument("--p", type=float, default=8.0)
+    parser.add_argument("--k", type=int, default=DEFAULT_K)
+    parser.add_argument("--p", type=float, default=DEFAULT_P)
     parser.add_argument("--precision", default="float32", help="of the exact in-memory model")
     parser.add_argument("--index", default="ivf_pq", choices=("ivf_pq", "hnsw_sq"))
     parser.add_argument("--partitions", type=int, help="IVF partitions (default: LanceDB's)")

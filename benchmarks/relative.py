@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-K, P, CLASSES, TEMPLATES = 800, 8.0, 10, 8
+K, P, CLASSES, TEMPLATES = 800, 8.0, 10, 8  # the paper's k and p, at its scale (1M anchors)
 METHODS = ("dense", "asif", "products")
 
 
@@ -82,7 +82,7 @@ def run_worker(method: str, n: int, d: int, n_queries: int, repeat: int, out: Pa
     image_anchors, text_anchors = unit_rows(n, d, 1), unit_rows(n, d, 2)
     images, prompts = unit_rows(n_queries, d, 3), unit_rows(CLASSES * TEMPLATES, d, 4)
     if method == "products":
-        from asif.model.relative import DEFAULT_CHUNK
+        from asif.scan.exact import DEFAULT_CHUNK
 
         def classify() -> np.ndarray:
             sims = np.empty((n_queries, DEFAULT_CHUNK), dtype=np.float32)
@@ -99,10 +99,10 @@ def run_worker(method: str, n: int, d: int, n_queries: int, repeat: int, out: Pa
             return s.reshape(len(s), CLASSES, TEMPLATES).max(axis=2)
 
     else:
+        settings = asif.model.ModelSettings("bench", "bench", K, P)
         model = asif.model.AsifModel.from_embeddings(
-            image_anchors, text_anchors, [""] * n, ids=[str(i) for i in range(n)],
-            image_encoder_name="bench", text_encoder_name="bench", k=K, p=P,
-        )  # fmt: skip
+            image_anchors, text_anchors, [""] * n, settings, ids=[str(i) for i in range(n)]
+        )
         del image_anchors, text_anchors
         names = [f"class {c}" for c in range(CLASSES)]
         templates = [f"template {t} {{}}" for t in range(TEMPLATES)]

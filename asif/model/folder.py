@@ -1,8 +1,8 @@
-"""Save and load an AsifModel: as a folder (JSON settings, .npy embeddings, a parquet of
-anchors), or from a LanceDB anchor table.
+"""A model as a folder: JSON settings, .npy embeddings (memory-mappable), a parquet of anchors.
 
-The encoders are not saved, only their names; the saved folder is written next to its
-destination and renamed into place, so a crash never leaves a half-written model.
+The encoders are not saved, only their names. The folder is written next to its
+destination and renamed into place, so a crash never leaves a half-written model. Folders
+written before the re-layout (format version 1) load unchanged.
 """
 
 from __future__ import annotations
@@ -11,49 +11,57 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from asif.encoders.base import ImageEncoder, TextEncoder
-from asif.errors import AsifError, EmptyInputError
-from asif.model import AnchorSet, AsifModel
-from asif.scan.matrix import AnchorMatrix, Precision
-from asif.store.table import AnchorTable
+from asif.errors import AsifError
+from asif.model.anchor_set import AnchorSet
+from asif.model.settings import ModelSettings
+from asif.scan.exact import ExactScan
+from asif.scan.matrix import AnchorMatrix
 
 FORMAT = "asif-model"
 FORMAT_VERSION = 1
 SETTINGS = "asif.json"
 
 
-def save_model(model: AsifModel, path: str | Path) -> Path:
-    """Write `model` to the folder `path`, replacing what was there only once complete."""
+def write_folder(
+    path: str | Path, anchors: AnchorSet, scan: ExactScan, settings: ModelSettings
+) -> Path:
+    """Write a model to the folder `path`, replacing what was there only once complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        a = model.anchors
-        for kind, matrix in (("image", a.image), ("text", a.text)):
+        for kind, matrix in (("image", scan.image), ("text", scan.text)):
             np.save(staging / f"{kind}.npy", matrix.data)
             if matrix.scale is not None:
                 np.save(staging / f"{kind}_scale.npy", matrix.scale)
-        table = pa.table({"id": a.ids, "caption": a.captions, "url": pa.array(a.urls, pa.string())})
+        table = pa.table(
+            {
+                "id": anchors.ids,
+                "caption": anchors.captions,
+                "url": pa.array(anchors.urls, pa.string()),
+            }
+        )
         pq.write_table(table, staging / "anchors.parquet")
-        settings = {
+        meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "image_encoder": model.image_encoder_name,
-            "text_encoder": model.text_encoder_name,
-            "k": model.k,
-            "p": model.p,
-            "chunk_size": model.chunk_size,
-            "precision": a.image.precision,
-            "n_anchors": len(a),
-            "image_dim": a.image.dim,
-            "text_dim": a.text.dim,
+            "image_encoder": settings.image_encoder,
+            "text_encoder": settings.text_encoder,
+            "k": settings.k,
+            "p": settings.p,
+            "chunk_size": scan.chunk_size,
+            "precision": scan.precision,
+            "n_anchors": len(anchors),
+            "image_dim": scan.image.dim,
+            "text_dim": scan.text.dim,
         }
-        (staging / SETTINGS).write_text(json.dumps(settings, indent=2))
+        (staging / SETTINGS).write_text(json.dumps(meta, indent=2))
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -68,27 +76,26 @@ def save_model(model: AsifModel, path: str | Path) -> Path:
     return path
 
 
-def read_settings(path: str | Path) -> dict:
-    """The settings of the model saved at `path`, or a clear error if it is not one."""
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """The settings file of the model saved at `path`, or a clear error if it is not one."""
     settings_file = Path(path) / SETTINGS
     if not settings_file.is_file():
         raise AsifError(f"{path} is not a saved ASIF model (no {SETTINGS} in it)")
-    settings = json.loads(settings_file.read_text())
-    if settings.get("format") != FORMAT or settings.get("format_version") != FORMAT_VERSION:
-        raise AsifError(f"{path}: unsupported model format {settings.get('format')!r}")
-    return settings
+    try:
+        meta = json.loads(settings_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AsifError(f"{settings_file} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise AsifError(f"{path}: not an {FORMAT!r} folder")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise AsifError(f"{path}: unsupported model format version {meta.get('format_version')!r}")
+    return meta
 
 
-def load_model(
-    path: str | Path,
-    *,
-    image_encoder: ImageEncoder | None = None,
-    text_encoder: TextEncoder | None = None,
-    mmap: bool = True,
-) -> AsifModel:
-    """Load a saved model; embeddings are memory-mapped unless `mmap` is False."""
+def read_folder(path: str | Path, mmap: bool = True) -> tuple[AnchorSet, ExactScan, ModelSettings]:
+    """The parts of the model saved at `path`; embeddings memory-mapped unless `mmap` is False."""
     path = Path(path)
-    settings = read_settings(path)
+    meta = read_settings(path)
     mode = "r" if mmap else None
 
     def matrix(kind: str) -> AnchorMatrix:
@@ -98,53 +105,8 @@ def load_model(
 
     table = pq.read_table(path / "anchors.parquet")
     anchors = AnchorSet(
-        table["id"].to_pylist(),
-        table["caption"].to_pylist(),
-        table["url"].to_pylist(),
-        matrix("image"),
-        matrix("text"),
+        table["id"].to_pylist(), table["caption"].to_pylist(), table["url"].to_pylist()
     )
-    return AsifModel(
-        anchors,
-        image_encoder_name=settings["image_encoder"],
-        text_encoder_name=settings["text_encoder"],
-        k=settings["k"],
-        p=settings["p"],
-        chunk_size=settings["chunk_size"],
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-    )
-
-
-def model_from_table(
-    table: AnchorTable,
-    *,
-    precision: Precision = "float32",
-    image_encoder: ImageEncoder | None = None,
-    text_encoder: TextEncoder | None = None,
-    **settings,
-) -> AsifModel:
-    """A model over the anchors of a LanceDB anchor table (at the version it is opened at).
-
-    `settings` are AsifModel's k, p and chunk_size.
-    """
-    arrays = table.arrays()
-    if not len(arrays):
-        raise EmptyInputError(
-            f"anchor table {table.dataset_uri} has no rows at version {table.version}"
-        )
-    anchors = AnchorSet(
-        arrays.ids,
-        arrays.captions,
-        arrays.urls,
-        AnchorMatrix.from_float(arrays.image, precision),
-        AnchorMatrix.from_float(arrays.text, precision),
-    )
-    return AsifModel(
-        anchors,
-        image_encoder_name=arrays.image_encoder,
-        text_encoder_name=arrays.text_encoder,
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        **settings,
-    )
+    scan = ExactScan(matrix("image"), matrix("text"), meta["chunk_size"])
+    settings = ModelSettings(meta["image_encoder"], meta["text_encoder"], meta["k"], meta["p"])
+    return anchors, scan, settings

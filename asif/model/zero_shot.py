@@ -26,7 +26,9 @@ def check_template(template: str) -> str:
     are refused: a template comes from users and must not reach into objects or allocate.
     """
     try:
-        fields = [(f, spec, conv) for _, f, spec, conv in Formatter().parse(template) if f is not None]
+        fields = [
+            (f, spec, conv) for _, f, spec, conv in Formatter().parse(template) if f is not None
+        ]
     except ValueError as e:
         raise TemplateError(f"template {template!r} is not a valid format string: {e}") from None
     if fields != [("", "", None)]:

@@ -11,8 +11,9 @@ import shutil
 from pathlib import Path
 
 from asif.encoders.base import ImageEncoder, TextEncoder
-from asif.model import AsifModel
-from asif.model.folder import SETTINGS, load_model, model_from_table, save_model
+from asif.model import AsifModel, ModelSettings
+from asif.model.folder import SETTINGS
+from asif.model.from_table import model_from_table
 from asif.scan.matrix import Precision
 from asif.store.table import AnchorTable
 
@@ -25,9 +26,8 @@ def cached_model(
     view: AnchorTable,
     cache_dir: str | Path,
     precision: Precision,
+    settings: ModelSettings,
     *,
-    k: int,
-    p: float,
     image_encoder: ImageEncoder | None = None,
     text_encoder: TextEncoder | None = None,
 ) -> AsifModel:
@@ -38,9 +38,9 @@ def cached_model(
     """
     path = cache_path(cache_dir, view, precision)
     if not (path / SETTINGS).is_file():
-        save_model(model_from_table(view, precision=precision), path)
-    model = load_model(path, mmap=True, image_encoder=image_encoder, text_encoder=text_encoder)
-    model.k, model.p = k, p
+        model_from_table(view, precision=precision, settings=settings).save(path)
+    model = AsifModel.load(path, image_encoder=image_encoder, text_encoder=text_encoder)
+    model = model.with_settings(k=settings.k, p=settings.p)
     for old in Path(cache_dir).glob(f"{view.name}-v*-{precision}"):
         if old != path and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)

@@ -19,11 +19,11 @@ import pyarrow as pa
 
 from asif.encoders.base import ImageEncoder, TextEncoder
 from asif.model import AsifModel
-from asif.model.folder import model_from_table
-from asif.model.relative import DEFAULT_K, DEFAULT_P
-from asif.scan.lance_index import ApproximateModel, SearchSettings
+from asif.model.from_table import index_model_from_table, model_from_table, table_settings
+from asif.model.settings import DEFAULT_K, DEFAULT_P
+from asif.model.updates import apply_delta, updatable
+from asif.scan.lance_index import SearchSettings
 from asif.scan.matrix import Precision
-from asif.scan.tombstones import LiveAsifModel, apply_delta
 from asif.serve.cache import cached_model
 from asif.store.changes import read_delta
 from asif.store.table import AnchorTable
@@ -120,24 +120,23 @@ class LiveModel:
         delta = read_delta(current.table, view, current.ids)
         if delta.size > FULL_RELOAD_FRACTION * max(len(current.model), 1):
             return self._load(view)
-        assert isinstance(current.model, LiveAsifModel)
         model = apply_delta(current.model, delta)
         return Snapshot(model, view, delta.ids, "incremental", time.perf_counter() - start)
 
     def _load(self, view: AnchorTable) -> Snapshot:
         start = time.perf_counter()
+        settings = table_settings(view).replace(k=self.k, p=self.p)
         encoders = dict(image_encoder=self.image_encoder, text_encoder=self.text_encoder)
+        ids = None
         if self.approximate:
-            model: AsifModel = ApproximateModel.from_table(
-                view, settings=self.search, k=self.k, p=self.p, **encoders
-            )
-            ids = None
+            model = index_model_from_table(view, search=self.search, settings=settings, **encoders)
         else:
-            settings = dict(k=self.k, p=self.p, **encoders)
             if self.cache_dir is None:
-                exact = model_from_table(view, precision=self.precision, **settings)
+                exact = model_from_table(
+                    view, precision=self.precision, settings=settings, **encoders
+                )
             else:
-                exact = cached_model(view, self.cache_dir, self.precision, **settings)
-            model = LiveAsifModel.wrap(exact, copy=self.cache_dir is None)
+                exact = cached_model(view, self.cache_dir, self.precision, settings, **encoders)
+            model = updatable(exact, copy=self.cache_dir is None)
             ids = pa.array(exact.anchors.ids, pa.string())
         return Snapshot(model, view, ids, "full", time.perf_counter() - start)

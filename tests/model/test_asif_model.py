@@ -5,9 +5,12 @@ from asif.errors import (
     DimensionMismatchError,
     EmptyInputError,
     EncoderMismatchError,
+    LabelError,
     NonFiniteError,
+    TemplateError,
+    UnsupportedOperationError,
 )
-from asif.model import AsifModel
+from asif.model import AsifModel, ModelSettings
 from asif.model.zero_shot import prompts
 from tests.dense_reference import dense_relative, random_unit, unit
 
@@ -20,20 +23,17 @@ def make_model(rng, n=600, di=24, dt=16, k=60, chunk=128, **kw):
         random_unit(rng, n, di),
         random_unit(rng, n, dt),
         [f"caption {i}" for i in range(n)],
+        ModelSettings("img-enc", "txt-enc", k=k, p=8),
         urls=[f"http://127.0.0.1/{i}.jpg" for i in range(n)],
-        image_encoder_name="img-enc",
-        text_encoder_name="txt-enc",
-        k=k,
-        p=8,
         chunk_size=chunk,
         **kw,
     )
 
 
 def dense_scores(model, images, prompt_emb, strategy):
-    a = model.anchors
-    ri = dense_relative(images, a.image.to_float32(), model.k, model.p)
-    rt = dense_relative(prompt_emb, a.text.to_float32(), model.k, model.p)
+    scan, s = model.scan, model.settings
+    ri = dense_relative(images, scan.image.to_float32(), s.k, s.p)
+    rt = dense_relative(prompt_emb, scan.text.to_float32(), s.k, s.p)
     rt = rt.reshape(len(CLASSES), len(TEMPLATES), -1)
     if strategy == "max":
         return np.einsum("in,ctn->ict", ri, rt).max(axis=2)
@@ -65,7 +65,7 @@ def test_classify_compressed_models_agree_with_float32():
     )
     for precision, tol in (("float16", 2e-3), ("int8", 2e-2)):
         small = model.compress(precision)
-        assert small.anchors.image.nbytes < model.anchors.image.nbytes
+        assert small.scan.image.nbytes < model.scan.image.nbytes
         clf = small.zero_shot_classifier(CLASSES, TEMPLATES, "max", prompt_emb)
         pred = small.classify_embeddings(images, clf)
         assert np.abs(pred.scores - ref.scores).max() < tol, precision
@@ -107,7 +107,7 @@ def test_explain_contributions_sum_to_the_score():
         row = model.anchors.ids.index(first.anchor_id)
         assert first.caption == f"caption {row}" and first.url.endswith(f"/{row}.jpg")
         assert "because of" in str(top)
-    with pytest.raises(ValueError, match="not one of"):
+    with pytest.raises(LabelError, match="not one of"):
         model.explain_embedding(image, clf, label="zebra")
 
 
@@ -120,9 +120,7 @@ def test_retrieve_both_directions():
         latent @ to_img,
         latent @ to_txt,
         [f"c{i}" for i in range(400)],
-        image_encoder_name="i",
-        text_encoder_name="t",
-        k=20,
+        ModelSettings("i", "t", k=20),
     )
     queries = random_unit(rng, 10, 8)
     idx, scores = model.retrieve_embeddings(queries @ to_img, queries @ to_txt, "image", top=3)
@@ -138,12 +136,12 @@ def test_add_and_remove_anchors_equal_a_rebuilt_model():
     rng = np.random.default_rng(6)
     img, txt = random_unit(rng, 300, 24), random_unit(rng, 300, 16)
     caps = [f"c{i}" for i in range(300)]
-    kw = dict(image_encoder_name="i", text_encoder_name="t", k=25, chunk_size=64)
-    model = AsifModel.from_embeddings(img[:200], txt[:200], caps[:200], **kw)
-    before = model.anchors.image.data.copy()
+    settings = ModelSettings("i", "t", k=25)
+    model = AsifModel.from_embeddings(img[:200], txt[:200], caps[:200], settings, chunk_size=64)
+    before = model.scan.image.data.copy()
     model.add_anchors(img[200:], txt[200:], caps[200:])
-    np.testing.assert_array_equal(model.anchors.image.data[:200], before)
-    full = AsifModel.from_embeddings(img, txt, caps, **kw)
+    np.testing.assert_array_equal(model.scan.image.data[:200], before)
+    full = AsifModel.from_embeddings(img, txt, caps, settings, chunk_size=64)
     assert model.anchors.ids == full.anchors.ids
     queries, prompt_emb = random_unit(rng, 8, 24), random_unit(rng, 12, 16)
     same = [
@@ -156,13 +154,13 @@ def test_add_and_remove_anchors_equal_a_rebuilt_model():
 
     model.remove_anchors(full.anchors.ids[:50])
     assert len(model) == 250
-    rebuilt = AsifModel.from_embeddings(img[50:], txt[50:], caps[50:], **kw)
+    rebuilt = AsifModel.from_embeddings(img[50:], txt[50:], caps[50:], settings, chunk_size=64)
     a = model.image_relative(queries).to_dense()
     np.testing.assert_allclose(a, rebuilt.image_relative(queries).to_dense(), atol=1e-6)
 
     with pytest.raises(ValueError, match="already present"):
         model.add_anchors(img[60:61], txt[60:61], caps[60:61])
-    with pytest.raises(DimensionMismatchError, match="24-d"):
+    with pytest.raises(DimensionMismatchError, match="24"):
         model.add_anchors(np.ones((1, 5)), txt[:1], ["new"])
     with pytest.raises(NonFiniteError, match="anchor embeddings"):
         model.add_anchors(np.full((1, 24), np.nan), txt[:1], ["new"])
@@ -196,9 +194,9 @@ def test_prompts_and_bad_labels():
         prompts([], ["{}"])
     with pytest.raises(EmptyInputError, match="template"):
         prompts(["a"], [])
-    with pytest.raises(ValueError, match="'{}'"):
+    with pytest.raises(TemplateError, match="'{}'"):
         prompts(["a"], ["no slot"])
-    with pytest.raises(EmptyInputError, match="positions \\[1\\]"):
+    with pytest.raises(LabelError, match="positions \\[1\\]"):
         prompts(["a", " "], ["{}"])
 
 
@@ -217,10 +215,24 @@ def test_encoders_must_match_the_anchors():
         model.attach_encoders(FakeEncoder("other", 24), None)
     with pytest.raises(DimensionMismatchError, match="12-d"):
         model.attach_encoders(None, FakeEncoder("txt-enc", 12))
-    with pytest.raises(RuntimeError, match="no text encoder attached"):
+    with pytest.raises(UnsupportedOperationError, match="no text encoder attached"):
         model.classify(["x.jpg"], CLASSES)
     model.attach_encoders(FakeEncoder("img-enc", 24), FakeEncoder("txt-enc", 16))
     pred = model.classify(["a.jpg", "b.jpg"], CLASSES, TEMPLATES)
     assert len(pred.labels) == 2 and pred.scores.shape == (2, 4)
     with pytest.raises(EmptyInputError):
         model.classify(["a.jpg"], [])
+
+
+def test_a_live_model_offers_queries_not_edits_until_compacted():
+    from asif.scan.tombstones import TombstoneScan
+
+    rng = np.random.default_rng(12)
+    model = make_model(rng, n=50, k=10)
+    live = model.with_anchors(model.anchors, TombstoneScan(model.scan, np.array([0, 1])))
+    assert len(live) == 48 and live.image_relative(random_unit(rng, 2, 24)).n_anchors == 50
+    with pytest.raises(UnsupportedOperationError, match=r"compacted\(\)"):
+        live.add_anchors(random_unit(rng, 1, 24), random_unit(rng, 1, 16), ["x"])
+    compact = live.compacted()
+    assert len(compact) == 48 and compact.anchors.ids == model.anchors.ids[2:]
+    assert model.compacted() is model

@@ -1,8 +1,11 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from asif.errors import AsifError
-from asif.model import AsifModel
+from asif.model import AsifModel, ModelSettings
 from tests.dense_reference import random_unit
 
 
@@ -13,21 +16,18 @@ def test_save_load_round_trip(tmp_path, precision):
         random_unit(rng, 120, 12),
         random_unit(rng, 120, 6),
         [f"c{i}" for i in range(120)],
+        ModelSettings("i", "t", k=17, p=4.0),
         urls=[None] * 60 + [f"http://x/{i}" for i in range(60)],
-        image_encoder_name="i",
-        text_encoder_name="t",
-        k=17,
-        p=4.0,
         chunk_size=50,
         precision=precision,
     )
     path = model.save(tmp_path / "m")
     loaded = AsifModel.load(path)
-    assert (loaded.k, loaded.p, loaded.chunk_size) == (17, 4.0, 50)
-    assert loaded.image_encoder_name == "i" and loaded.text_encoder_name == "t"
+    assert loaded.settings == ModelSettings("i", "t", k=17, p=4.0)
+    assert loaded.scan.chunk_size == 50
     assert loaded.anchors.ids == model.anchors.ids
     assert loaded.anchors.urls == model.anchors.urls
-    assert loaded.anchors.image.precision == precision
+    assert loaded.scan.precision == precision
     q = random_unit(rng, 5, 12)
     np.testing.assert_array_equal(
         loaded.image_relative(q).to_dense(), model.image_relative(q).to_dense()
@@ -36,11 +36,13 @@ def test_save_load_round_trip(tmp_path, precision):
 
 def test_save_replaces_atomically_and_load_rejects_other_folders(tmp_path):
     rng = np.random.default_rng(1)
-    kw = dict(image_encoder_name="i", text_encoder_name="t")
+    settings = ModelSettings("i", "t")
     a = AsifModel.from_embeddings(
-        random_unit(rng, 5, 4), random_unit(rng, 5, 4), list("abcde"), **kw
+        random_unit(rng, 5, 4), random_unit(rng, 5, 4), list("abcde"), settings
     )
-    b = AsifModel.from_embeddings(random_unit(rng, 3, 4), random_unit(rng, 3, 4), list("xyz"), **kw)
+    b = AsifModel.from_embeddings(
+        random_unit(rng, 3, 4), random_unit(rng, 3, 4), list("xyz"), settings
+    )
     a.save(tmp_path / "m")
     b.save(tmp_path / "m")
     assert AsifModel.load(tmp_path / "m").anchors.captions == list("xyz")
@@ -49,28 +51,23 @@ def test_save_replaces_atomically_and_load_rejects_other_folders(tmp_path):
         AsifModel.load(tmp_path)
 
 
-def test_model_from_anchor_table(tmp_path):
-    from asif.model.folder import model_from_table
-    from asif.store.table import AnchorTable, build_anchor_batch
+def test_saving_a_folder_does_not_import_lancedb(tmp_path):
+    code = (
+        "import sys, numpy as np; from asif.model import AsifModel, ModelSettings; "
+        "s = ModelSettings('i', 't'); "
+        "m = AsifModel.from_embeddings(np.eye(3), np.eye(3), list('abc'), s); "
+        f"m.save({str(tmp_path / 'm')!r}); AsifModel.load({str(tmp_path / 'm')!r}); "
+        "assert 'lancedb' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
-    rng = np.random.default_rng(2)
-    img, txt = random_unit(rng, 50, 8), random_unit(rng, 50, 4)
-    table = AnchorTable.create_or_open(
-        str(tmp_path / "db"), image_encoder="i", text_encoder="t", image_dim=8, text_dim=4
-    )
-    with pytest.raises(AsifError, match="no rows"):
-        model_from_table(table)
-    urls = [f"http://127.0.0.1/{i}.png" for i in range(50)]
-    caps = [f"c{i}" for i in range(50)]
-    table.upsert(build_anchor_batch(
-        urls=urls, captions=caps, widths=[10] * 50, heights=[10] * 50,
-        image_embeddings=img, text_embeddings=txt,
-    ))  # fmt: skip
-    model = model_from_table(table, precision="int8", k=7)
-    assert len(model) == 50 and model.k == 7 and model.anchors.image.precision == "int8"
-    assert model.image_encoder_name == "i" and model.text_encoder_name == "t"
-    ref = AsifModel.from_embeddings(
-        img, txt, caps, urls=urls, image_encoder_name="i", text_encoder_name="t", k=7
-    )
-    order = [model.anchors.ids.index(a) for a in ref.anchors.ids]
-    assert [model.anchors.captions[i] for i in order] == caps
+
+def test_corrupt_settings_are_a_clear_error(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "asif.json").write_text("{not json")
+    with pytest.raises(AsifError, match="not valid JSON"):
+        AsifModel.load(folder)
+    (folder / "asif.json").write_text('{"format": "asif-model", "format_version": 99}')
+    with pytest.raises(AsifError, match="version 99"):
+        AsifModel.load(folder)

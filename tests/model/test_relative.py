@@ -1,10 +1,8 @@
 import numpy as np
 import pytest
-import torch
 
-import asif.model.relative
 from asif.errors import DimensionMismatchError, EmptyInputError, NonFiniteError
-from asif.model.relative import relative_representation, similarity
+from asif.model.relative import finish, relative_representation, similarity, topk_overlap
 from asif.scan.matrix import AnchorMatrix
 from tests.dense_reference import dense_relative, random_unit
 
@@ -118,7 +116,7 @@ def test_similarity_is_the_dense_inner_product():
 
 def test_bad_inputs_name_the_problem():
     anchors = np.eye(3, dtype=np.float32)
-    with pytest.raises(DimensionMismatchError, match="dimension 3"):
+    with pytest.raises(DimensionMismatchError, match="are 3-d"):
         relative_representation(np.ones((2, 4)), anchors)
     with pytest.raises(EmptyInputError, match="empty"):
         relative_representation(np.ones((2, 3)), np.zeros((0, 3), np.float32))
@@ -128,18 +126,18 @@ def test_bad_inputs_name_the_problem():
         relative_representation(np.array([[1, 0, 0], [0, np.nan, 0]]), anchors)
 
 
-def test_leaves_torch_thread_count_as_it_was(monkeypatch):
-    rng = np.random.default_rng(9)
-    anchors, queries = random_unit(rng, 300, 16), random_unit(rng, 5, 16)
-    before = torch.get_num_threads()
-    relative_representation(queries, anchors, k=10, chunk_size=64)
-    assert torch.get_num_threads() == before
+def test_finish_is_scale_free_and_does_not_underflow():
+    sims = np.array([[0.5, 0.25, -0.1], [1e-7, 5e-8, 0.0], [-1.0, -0.5, -0.2]], np.float32)
+    out = finish(sims, 8.0)
+    np.testing.assert_allclose(out[0], [1, 2.0**-8, 0] / np.hypot(1, 2.0**-8), rtol=1e-6)
+    np.testing.assert_allclose(out[1], out[0], rtol=1e-6)  # 1e-7^8 underflows in float32
+    assert (out[2] == 0).all()  # nothing similar: no direction, no NaN
 
-    def interrupted(*_args: object) -> None:
-        assert torch.get_num_threads() == 1
-        raise KeyboardInterrupt
 
-    monkeypatch.setattr(asif.model.relative, "_topk_scan", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        relative_representation(queries, anchors, k=10)
-    assert torch.get_num_threads() == before
+def test_topk_overlap():
+    rng = np.random.default_rng(4)
+    anchors = random_unit(rng, 200, 8)
+    a = relative_representation(random_unit(rng, 5, 8), anchors, k=10)
+    assert topk_overlap(a, a) == 1.0
+    b = relative_representation(random_unit(rng, 5, 8), anchors, k=10)
+    assert 0 <= topk_overlap(a, b) < 1

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-import asif.model.relative
 import asif.scan.bfloat16
+import asif.scan.exact
 from asif.model.relative import normalize_rows, relative_representation
 from asif.scan.bfloat16 import (
     OUTPUT_ROUNDING,
@@ -176,16 +176,16 @@ def test_used_by_default_for_many_float32_anchors(monkeypatch):
         calls.append(args)
         return bfloat16_topk(*args)
 
-    monkeypatch.setattr(asif.model.relative, "bfloat16_topk", spy)
-    monkeypatch.setattr(asif.model.relative, "native_bfloat16", lambda: True)
+    monkeypatch.setattr(asif.scan.exact, "bfloat16_topk", spy)
+    monkeypatch.setattr(asif.scan.exact, "native_bfloat16", lambda: True)
     relative_representation(queries, anchors, k=40)
     assert not calls, "below BFLOAT16_MIN_ANCHORS"
-    monkeypatch.setattr(asif.model.relative, "BFLOAT16_MIN_ANCHORS", 1000)
+    monkeypatch.setattr(asif.scan.exact, "BFLOAT16_MIN_ANCHORS", 1000)
     relative_representation(queries, AnchorMatrix.from_float(anchors, "float16"), k=40)
     assert not calls, "float16 anchors have no bfloat16 high halves"
     rel = relative_representation(queries, anchors, k=40)
     assert len(calls) == 1
     np.testing.assert_allclose(rel.to_dense(), dense_relative(queries, anchors, 40, 8), atol=1e-5)
-    monkeypatch.setattr(asif.model.relative, "native_bfloat16", lambda: False)
+    monkeypatch.setattr(asif.scan.exact, "native_bfloat16", lambda: False)
     relative_representation(queries, anchors, k=40)
     assert len(calls) == 1, "not on CPUs without native bfloat16"

@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
 
-from asif.model.folder import model_from_table
+from asif.errors import SettingsError, UnsupportedOperationError
+from asif.model import ModelSettings
+from asif.model.from_table import index_model_from_table, model_from_table
+from asif.model.relative import topk_overlap
 from asif.model.zero_shot import ZeroShotClassifier
-from asif.scan.lance_index import ApproximateModel, SearchSettings, build_indexes, topk_overlap
+from asif.scan.lance_index import SearchSettings, build_indexes
 from asif.store.table import AnchorTable, build_anchor_batch
 
 D, N, CLASSES = 32, 3000, 6
@@ -45,9 +48,13 @@ def test_approximate_agrees_with_exact(task, kind):
     table, queries, prompts = task
     build_indexes(table, kind, num_partitions=4, num_sub_vectors=8)
     view = table.at(table.version)
-    exact = model_from_table(view, k=100, p=8.0)
-    approx = ApproximateModel.from_table(view, settings=SearchSettings(nprobes=4), k=100, p=8.0)
+    settings = ModelSettings("i", "t", k=100, p=8.0)
+    exact = model_from_table(view, settings=settings)
+    approx = index_model_from_table(view, search=SearchSettings(nprobes=4), settings=settings)
     assert approx.anchors.ids == exact.anchors.ids
+    for edit in (approx.compress, approx.save, lambda _: approx.remove_anchors(["u0"])):
+        with pytest.raises(UnsupportedOperationError, match="IndexScan"):
+            edit("int8")
     names = [f"class {c}" for c in range(CLASSES)]
 
     def predict(model):
@@ -71,8 +78,14 @@ def test_requires_an_index(tmp_path):
     table = AnchorTable.create_or_open(
         str(tmp_path), image_encoder="i", text_encoder="t", image_dim=4, text_dim=4
     )
-    with pytest.raises(ValueError, match="build_indexes"):
-        ApproximateModel.from_table(table)
+    table.upsert(
+        build_anchor_batch(
+            urls=["u"], captions=["c"], widths=[1], heights=[1],
+            image_embeddings=np.ones((1, 4)), text_embeddings=np.ones((1, 4)),
+        )
+    )  # fmt: skip
+    with pytest.raises(SettingsError, match="build_indexes"):
+        index_model_from_table(table)
 
 
 def test_live_approximate_model_sees_rows_added_after_the_index(task):

@@ -74,3 +74,19 @@ def test_row_norms_follow_appends_and_deletes():
     np.testing.assert_array_equal(kept.row_norms().residual[:107], norms.residual[rows])
     with pytest.raises(TypeError, match="int8"):
         AnchorMatrix.from_float(x, "int8").row_norms()
+
+
+def test_append_shares_spare_capacity_without_changing_older_matrices():
+    rng = np.random.default_rng(3)
+    for precision in ("float32", "float16", "int8"):
+        base = AnchorMatrix.from_float(random_unit(rng, 50, 6), precision).reserve(10)
+        one = base.append(random_unit(rng, 5, 6))
+        two = one.append(random_unit(rng, 5, 6))
+        assert one.data.base is two.data.base  # in place, no copy
+        other = one.append(random_unit(rng, 3, 6))  # `one` is no longer the newest: copies
+        assert other.data.base is not two.data.base
+        np.testing.assert_array_equal(other.to_float32()[:55], two.to_float32()[:55])
+        assert (len(base), len(one), len(two), len(other)) == (50, 55, 60, 58)
+        np.testing.assert_array_equal(
+            two.delete([0, 10, 59]).to_float32(), np.delete(two.to_float32(), [0, 10, 59], 0)
+        )

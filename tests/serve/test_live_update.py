@@ -42,13 +42,15 @@ def by_id(model, queries, kind):
 
 
 def assert_same_model(live, b):
-    a = live.compacted()
+    a, b = live.compacted(), b.compacted()
     assert len(live) == len(a) == len(b)
     assert sorted(a.anchors.ids) == sorted(b.anchors.ids)
     order = b.anchors.rows(a.anchors.ids)
     assert [b.anchors.captions[i] for i in order] == a.anchors.captions
-    np.testing.assert_array_equal(b.anchors.image.to_float32()[order], a.anchors.image.to_float32())
-    np.testing.assert_array_equal(b.anchors.text.to_float32()[order], a.anchors.text.to_float32())
+    for kind in ("image", "text"):
+        np.testing.assert_array_equal(
+            b.scan.matrix(kind).to_float32()[order], a.scan.matrix(kind).to_float32()
+        )
     rng = np.random.default_rng(9)
     for kind, d in (("image", D_IMAGE), ("text", D_TEXT)):
         q = random_unit(rng, 5, d)
@@ -76,14 +78,14 @@ def test_incremental_updates_equal_a_fresh_load(table, precision):
         assert snap.how == "incremental" and snap.version == table.version
         fresh = LiveModel(table.uri, precision=precision, k=30, p=4.0).snapshot
         assert_same_model(snap.model, fresh.model)
-        assert snap.model.anchors.image.precision == precision
-        dead.append(len(snap.model.dead))
+        assert snap.model.scan.precision == precision
+        dead.append(len(snap.model.scan.dead))
     assert dead == [0, 40, 50, 51]  # removed and rewritten rows are tombstones
     assert not live.refresh()
     assert len(first.model) == 200  # the first snapshot never changed
     at_2 = LiveModel(table.uri, version=2, precision=precision).snapshot.model
     np.testing.assert_array_equal(
-        first.model.anchors.image.to_float32(), at_2.anchors.image.to_float32()
+        first.model.compacted().scan.image.to_float32(), at_2.compacted().scan.image.to_float32()
     )
 
 
@@ -105,7 +107,7 @@ def test_large_change_reloads_fully(table):
 
 
 def test_many_tombstones_get_compacted(table):
-    from asif.scan.tombstones import apply_delta
+    from asif.model.updates import apply_delta
     from asif.store.changes import read_delta
 
     live = LiveModel(table.uri, k=10)
@@ -115,37 +117,19 @@ def test_many_tombstones_get_compacted(table):
     delta = read_delta(snap.table, view, snap.ids)
     kept = apply_delta(snap.model, delta)
     compact = apply_delta(snap.model, delta, max_dead=10)
-    assert len(kept.dead) == 30 and len(kept.anchors) == 200 and len(kept) == 170
-    assert len(compact.dead) == 0 and len(compact.anchors) == 170
+    assert len(kept.scan.dead) == 30 and len(kept.anchors) == 200 and len(kept) == 170
+    assert len(compact.scan.dead) == 0 and len(compact.anchors) == 170
     assert_same_model(kept, compact.compacted())
-
-
-def test_append_shares_spare_capacity_without_changing_older_matrices():
-    from asif.scan.matrix import AnchorMatrix
-
-    rng = np.random.default_rng(3)
-    for precision in ("float32", "float16", "int8"):
-        base = AnchorMatrix.from_float(random_unit(rng, 50, 6), precision).reserve(10)
-        one = base.append(random_unit(rng, 5, 6))
-        two = one.append(random_unit(rng, 5, 6))
-        assert one.data.base is two.data.base  # in place, no copy
-        other = one.append(random_unit(rng, 3, 6))  # `one` is no longer the newest: copies
-        assert other.data.base is not two.data.base
-        np.testing.assert_array_equal(other.to_float32()[:55], two.to_float32()[:55])
-        assert (len(base), len(one), len(two), len(other)) == (50, 55, 60, 58)
-        np.testing.assert_array_equal(
-            two.delete([0, 10, 59]).to_float32(), np.delete(two.to_float32(), [0, 10, 59], 0)
-        )
 
 
 def test_cache_dir_memory_maps_and_still_updates(table, tmp_path):
     cache = tmp_path / "cache"
     live = LiveModel(table.uri, precision="float16", k=20, cache_dir=cache)
     first = live.snapshot.model
-    assert isinstance(first.anchors.image.data.base, np.memmap)  # mapped, not read
+    assert isinstance(first.scan.base.image.data.base, np.memmap)  # mapped, not read
     assert [p.name for p in cache.iterdir()] == [f"anchors-v{table.version}-float16"]
     again = LiveModel(table.uri, precision="float16", k=20, cache_dir=cache).snapshot.model
-    np.testing.assert_array_equal(again.anchors.image.data, first.anchors.image.data)
+    np.testing.assert_array_equal(again.scan.base.image.data, first.scan.base.image.data)
     table.upsert(make_batch(np.random.default_rng(5), 300, 320))
     table.remove(["a3", "a4"])
     assert live.refresh() and live.snapshot.how == "incremental"

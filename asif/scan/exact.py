@@ -1,0 +1,224 @@
+"""The exact top-k scan: all anchors streamed in chunks, so memory is bounded for any N.
+
+Similarities of a query batch with one chunk of anchors at a time (OpenBLAS products); a
+running top-k per query is merged with what each chunk adds. Once k anchors are held, a
+chunk only contributes the entries above the running k-th best: a threshold test replaces
+most of the per-chunk top-k. Ties go to the lower anchor index. From BFLOAT16_MIN_ANCHORS
+float32 anchors, on CPUs that multiply bfloat16 natively, `asif.scan.bfloat16` gives the
+same result faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from asif.errors import EmptyInputError, SettingsError, require_positive_int
+from asif.scan.base import Modality
+from asif.scan.bfloat16 import bfloat16_topk, native_bfloat16
+from asif.scan.matrix import AnchorMatrix, Precision
+from asif.scan.row_entries import entries_passing, padded_by_row
+
+DEFAULT_CHUNK = 100_000  # anchors scanned at a time: bounds memory, not results
+QUERY_BATCH = 512
+BFLOAT16_MIN_ANCHORS = 200_000  # from here on, float32 anchors are scanned in bfloat16 first
+
+
+def _stable_topk(
+    scores: torch.Tensor, offsets: torch.Tensor, k: int, index_ordered: bool = False
+) -> tuple[torch.Tensor, ...]:
+    """Top-k of each row by (value descending, index ascending): deterministic under ties.
+
+    With `index_ordered`, equal values already stand in index order: one stable sort suffices.
+    """
+    if not index_ordered:
+        by_index = torch.argsort(offsets, dim=1, stable=True)
+        scores, offsets = scores.gather(1, by_index), offsets.gather(1, by_index)
+    by_value = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]
+    return scores.gather(1, by_value), offsets.gather(1, by_value)
+
+
+def _chunk_topk(sims: torch.Tensor, k: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of a chunk's similarities; rows tied at the k-th value are resolved by index.
+
+    One more than k is taken: where the (k+1)-th value differs from the k-th, the top-k set is
+    unique and the (k+1)-th is dropped; only rows tied across the boundary are redone exactly.
+    """
+    n, width = sims.shape
+    if k == width:
+        return sims.clone(), torch.arange(width).expand(n, width) + start
+    values, idx = torch.topk(sims, k + 1, dim=1, sorted=False)
+    last = values.argmin(dim=1, keepdim=True)
+    tied = (values == values.gather(1, last)).sum(dim=1) > 1
+    keep = torch.ones_like(values, dtype=torch.bool).scatter_(1, last, False)
+    values, idx = values[keep].view(n, k), idx[keep].view(n, k)
+    for row in torch.nonzero(tied).flatten().tolist():
+        kth = values[row].min()
+        above = torch.nonzero(sims[row] > kth).flatten()
+        at_kth = torch.nonzero(sims[row] == kth).flatten()[: k - len(above)]
+        idx[row] = torch.cat([above, at_kth])
+        values[row] = sims[row, idx[row]]
+    return values, idx + start
+
+
+def _above_threshold(sims: torch.Tensor, kth: torch.Tensor, start: int) -> tuple[torch.Tensor, ...]:
+    """Each row's entries strictly above its current k-th best, padded with -inf to one width.
+
+    Only these can enter the top-k: an entry equal to the k-th best comes from a later chunk,
+    so it has a higher index and loses the tie.
+    """
+    rows, cols = entries_passing(sims, kth, strict=True)
+    return padded_by_row(rows, cols, sims[rows, cols], start, len(sims))
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run this thread's torch ops single-threaded (OpenMP's thread count is per thread).
+
+    Between OpenBLAS products, torch's spinning OpenMP workers would take cores from
+    OpenBLAS's own and the other way round; torch's share of the work here is small.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _topk_scan(
+    queries: np.ndarray, anchors: AnchorMatrix, k: int, chunk_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k cosine similarities of `queries` against all anchors, chunk by chunk.
+
+    Once k anchors are held, a chunk only contributes the entries above the running k-th
+    best, which after the first chunk are few: a threshold test replaces most of the top-k.
+    """
+    n = len(queries)
+    best_v = torch.empty((n, 0), dtype=torch.float32)
+    best_i = torch.empty((n, 0), dtype=torch.int64)
+    buffer = np.empty(n * min(chunk_size, len(anchors)), dtype=np.float32)
+    for start in range(0, len(anchors), chunk_size):
+        stop = min(start + chunk_size, len(anchors))
+        sims = buffer[: n * (stop - start)].reshape(n, stop - start)
+        # numpy's OpenBLAS: its AVX-512 sgemm is ~1.6x torch's MKL one on AMD CPUs
+        np.matmul(queries, anchors.chunk(start, stop).numpy().T, out=sims)
+        sims = torch.from_numpy(sims)
+        ordered = best_v.shape[1] == k
+        if ordered:  # best is in (value, index) order, the new entries in index order
+            v, i = _above_threshold(sims, best_v[:, -1], start)
+            ordered = v.shape[1] <= 4 * k  # else a top-k of the chunk is cheaper to merge
+        if not ordered:
+            v, i = _chunk_topk(sims, min(k, stop - start), start)
+        best_v, best_i = _stable_topk(
+            torch.cat([best_v, v], 1), torch.cat([best_i, i], 1), k, index_ordered=ordered
+        )
+    return best_v, best_i
+
+
+def exact_topk(
+    queries: np.ndarray,
+    anchors: AnchorMatrix,
+    k: int,
+    chunk_size: int = DEFAULT_CHUNK,
+    bfloat16: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities, rows) of each unit query's min(k, N) most similar anchors, best first.
+
+    At most `QUERY_BATCH * chunk_size` similarities exist at once, whatever N is. `bfloat16`
+    scans float32 anchors with `bfloat16_topk` (same result; by default from
+    BFLOAT16_MIN_ANCHORS anchors on CPUs that multiply bfloat16 natively).
+    """
+    if len(anchors) == 0:
+        raise EmptyInputError("the anchor set is empty: add anchor pairs first")
+    if k < 1 or chunk_size < 1:
+        raise SettingsError(
+            f"k and chunk_size must be positive, got k={k}, chunk_size={chunk_size}"
+        )
+    if bfloat16 is None:
+        bfloat16 = len(anchors) >= BFLOAT16_MIN_ANCHORS and native_bfloat16()
+    bfloat16 = bfloat16 and anchors.precision == "float32"
+    kk = min(k, len(anchors))
+    rows = np.empty((len(queries), kk), dtype=np.int64)
+    sims = np.empty((len(queries), kk), dtype=np.float32)
+    for start in range(0, len(queries), QUERY_BATCH):
+        q = np.ascontiguousarray(queries[start : start + QUERY_BATCH], dtype=np.float32)
+        found = bfloat16_topk(q, anchors, kk, chunk_size) if bfloat16 else None
+        with _one_torch_thread():
+            v, i = found if found is not None else _topk_scan(q, anchors, kk, chunk_size)
+        sims[start : start + len(q)] = v.numpy()
+        rows[start : start + len(q)] = i.numpy()
+    return sims, rows
+
+
+@dataclass(frozen=True)
+class ExactScan:
+    """The exact backend: both modalities' anchor matrices in memory, scanned in full.
+
+    It is the backend that can be edited: rows appended, taken or recompressed (each a new
+    scan; matrices share row buffers where `AnchorMatrix` allows).
+    """
+
+    image: AnchorMatrix
+    text: AnchorMatrix
+    chunk_size: int = DEFAULT_CHUNK
+    bfloat16: bool | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.image) != len(self.text):
+            raise ValueError(f"{len(self.image)} image but {len(self.text)} text anchor embeddings")
+        if self.image.precision != self.text.precision:
+            raise ValueError(
+                f"image anchors are {self.image.precision}, text anchors {self.text.precision}"
+            )
+        object.__setattr__(self, "chunk_size", require_positive_int("chunk_size", self.chunk_size))
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.image)
+
+    @property
+    def n_live(self) -> int:
+        return len(self.image)
+
+    @property
+    def precision(self) -> Precision:
+        return self.image.precision
+
+    def matrix(self, modality: Modality) -> AnchorMatrix:
+        return self.image if modality == "image" else self.text
+
+    def dim(self, modality: Modality) -> int:
+        return self.matrix(modality).dim
+
+    def topk(
+        self, queries: np.ndarray, modality: Modality, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return exact_topk(queries, self.matrix(modality), k, self.chunk_size, self.bfloat16)
+
+    def append(self, image: np.ndarray, text: np.ndarray) -> ExactScan:
+        """This scan with float rows added at its precision (amortised O(new rows))."""
+        return replace(self, image=self.image.append(image), text=self.text.append(text))
+
+    def take(self, rows: np.ndarray) -> ExactScan:
+        """The scan over the anchors at `rows` (indices or boolean mask)."""
+        return replace(self, image=self.image.take(rows), text=self.text.take(rows))
+
+    def delete(self, rows: np.ndarray) -> ExactScan:
+        """The scan without the anchors at `rows`, with spare room to append."""
+        return replace(self, image=self.image.delete(rows), text=self.text.delete(rows))
+
+    def reserve(self, rows: int) -> ExactScan:
+        """A copy with room to append at least `rows` anchors in place."""
+        return replace(self, image=self.image.reserve(rows), text=self.text.reserve(rows))
+
+    def compress(self, precision: Precision) -> ExactScan:
+        """The same anchors stored at `precision`."""
+        image = AnchorMatrix.from_float(self.image.to_float32(), precision)
+        return replace(
+            self, image=image, text=AnchorMatrix.from_float(self.text.to_float32(), precision)
+        )

@@ -86,4 +86,5 @@ class EfficientNetLiteEncoder(TorchImageEncoder):
 
     def features(self, batch: torch.Tensor) -> torch.Tensor:
         """Pooled (n, 1280) features: the last conv block's map averaged over space."""
-        return self.model.extract_features(batch).mean(dim=(2, 3))
+        features: torch.Tensor = self.model.extract_features(batch)  # type: ignore[operator]
+        return features.mean(dim=(2, 3))

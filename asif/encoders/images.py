@@ -13,6 +13,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from asif.encoders.base import ImageInput
 from asif.errors import ImageDecodeError
 
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm"}
+)
+"""File suffixes (lower case) taken for images when a folder is read: captioned image folders,
+image-folder benchmarks."""
+
 _DECODE_ERRORS = (
     OSError,
     SyntaxError,

@@ -58,7 +58,10 @@ class SentenceTransformerEncoder:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         self.model.eval()
-        self.dim = int(self.model.get_embedding_dimension())
+        dim = self.model.get_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"sentence-transformers model {path!r} has no fixed embedding size")
+        self.dim = int(dim)
 
     def encode(
         self, texts: Sequence[str], batch_size: int = 64, progress: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -44,7 +45,7 @@ class TimmImageEncoder(TorchImageEncoder):
             self.name = f"timm:{model_name}@random-init"
 
         self.model_name = model_name
-        self.dim = int(model.num_features)
+        self.dim: int = model.num_features  # type: ignore[assignment]  # timm types it as Tensor | Module
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         self.transform = create_transform(**resolve_model_data_config(model), is_training=False)
@@ -76,7 +77,8 @@ def _load_local_weights(model: torch.nn.Module, path: Path, model_name: str) -> 
     except Exception as exc:  # torch/safetensors raise varied types on bad files
         raise ValueError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}") from exc
 
-    classifiers = model.pretrained_cfg.get("classifier") or ()
+    cfg: dict[str, Any] = model.pretrained_cfg  # type: ignore[assignment]  # a dict at run time
+    classifiers = cfg.get("classifier") or ()
     if isinstance(classifiers, str):
         classifiers = (classifiers,)
     heads = tuple(f"{c}." for c in classifiers)

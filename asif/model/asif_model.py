@@ -14,6 +14,7 @@ from asif.errors import (
     EmptyInputError,
     EncoderMismatchError,
     LabelError,
+    SettingsError,
     UnsupportedOperationError,
 )
 from asif.model.anchor_set import AnchorSet
@@ -195,7 +196,7 @@ class AsifModel:
     def relative(self, embeddings: np.ndarray, modality: Modality) -> SparseRelative:
         """r(x) of `modality` embeddings over this model's anchors."""
         if modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+            raise SettingsError(f"modality must be one of {MODALITIES}, got {modality!r}")
         return relative(self.scan, embeddings, modality, self._settings.k, self._settings.p)
 
     def image_relative(self, image_embeddings: np.ndarray) -> SparseRelative:
@@ -294,7 +295,7 @@ class AsifModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rank a gallery of the other modality for each query: (indices, scores), best first."""
         if query_modality not in MODALITIES:
-            raise ValueError(f"query_modality must be 'image' or 'text', got {query_modality!r}")
+            raise SettingsError(f"query_modality must be 'image' or 'text', got {query_modality!r}")
         if len(gallery_embeddings) == 0:
             raise EmptyInputError("the gallery to retrieve from is empty")
         other: Modality = "text" if query_modality == "image" else "image"

@@ -8,16 +8,15 @@ written before the re-layout (format version 1) load unchanged.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from asif.errors import AsifError
+from asif.files import staged_folder
 from asif.model.anchor_set import AnchorSet
 from asif.model.settings import ModelSettings
 from asif.scan.exact import ExactScan
@@ -33,20 +32,13 @@ def write_folder(
 ) -> Path:
     """Write a model to the folder `path`, replacing what was there only once complete."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with staged_folder(path) as staging:
         for kind, matrix in (("image", scan.image), ("text", scan.text)):
             np.save(staging / f"{kind}.npy", matrix.data)
             if matrix.scale is not None:
                 np.save(staging / f"{kind}_scale.npy", matrix.scale)
-        table = pa.table(
-            {
-                "id": anchors.ids,
-                "caption": anchors.captions,
-                "url": pa.array(anchors.urls, pa.string()),
-            }
-        )
+        urls = pa.array(anchors.urls, pa.string())
+        table = pa.table({"id": anchors.ids, "caption": anchors.captions, "url": urls})
         pq.write_table(table, staging / "anchors.parquet")
         meta = {
             "format": FORMAT,
@@ -62,17 +54,6 @@ def write_folder(
             "text_dim": scan.text.dim,
         }
         (staging / SETTINGS).write_text(json.dumps(meta, indent=2))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            staging.rename(path)
-            shutil.rmtree(old)
-        else:
-            staging.rename(path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return path
 
 
@@ -96,7 +77,7 @@ def read_folder(path: str | Path, mmap: bool = True) -> tuple[AnchorSet, ExactSc
     """The parts of the model saved at `path`; embeddings memory-mapped unless `mmap` is False."""
     path = Path(path)
     meta = read_settings(path)
-    mode = "r" if mmap else None
+    mode: Literal["r"] | None = "r" if mmap else None
 
     def matrix(kind: str) -> AnchorMatrix:
         scale_file = path / f"{kind}_scale.npy"

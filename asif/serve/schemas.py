@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+if TYPE_CHECKING:
+    from asif.serve.live_model import Snapshot
 
-class ServedBy(BaseModel):
-    """The model version that answered: every answer names it."""
+
+class Versioned(BaseModel):
+    """Every answer names the table version of the model that gave it."""
 
     version: int = Field(description="anchor table version of the model that answered")
+
+
+class ServedBy(Versioned):
+    """An answer that also names the model's size (where `anchors` is not a list of hits)."""
+
     anchors: int = Field(description="number of anchor pairs in that model")
+
+
+def served_by(snapshot: Snapshot) -> dict[str, int]:
+    """The `ServedBy` fields of an answer from `snapshot`."""
+    return {"version": snapshot.version, "anchors": len(snapshot.model)}
 
 
 class ClassScore(BaseModel):
@@ -34,11 +48,11 @@ class AnchorContribution(BaseModel):
     text_weight: float = Field(description="r_i(y)")
 
 
-class ExplainResponse(ServedBy):
+class ExplainResponse(Versioned):
+    anchors: list[AnchorContribution]
     label: str
     prompt: str = Field(description="the prompt (or class mean) that gave the label its score")
     score: float
-    anchors: list[AnchorContribution]
 
 
 class RankedCaption(BaseModel):
@@ -63,7 +77,7 @@ class AnchorsRequest(BaseModel):
     top: int = Field(5, ge=1, le=1000)
 
 
-class AnchorsResponse(ServedBy):
+class AnchorsResponse(Versioned):
     anchors: list[AnchorHit]
 
 

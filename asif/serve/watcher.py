@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from asif.errors import SettingsError
 from asif.serve.live_model import LiveModel
 
 log = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ class TableWatcher:
 
     def __init__(self, live: LiveModel, interval: float = 1.0) -> None:
         if interval <= 0:
-            raise ValueError(f"watch interval must be positive, got {interval}")
+            raise SettingsError(f"watch interval must be positive, got {interval}")
         self.live, self.interval = live, interval
         self.last_error: str | None = None
         self._stop = threading.Event()

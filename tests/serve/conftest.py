@@ -10,11 +10,13 @@ import time
 import numpy as np
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from asif.serve.app import create_app
 from asif.serve.live_model import LiveModel
-from asif.store.table import AnchorTable, build_anchor_batch
+from asif.store.batch import build_anchor_batch
+from asif.store.table import AnchorTable
 
 COLORS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (30, 60, 220)}
 SHAPES = ("circle", "square", "triangle")
@@ -136,6 +138,14 @@ def serve(encoders):
     yield run
     for server in started:
         server.__exit__()
+
+
+@pytest.fixture
+def client(shape_table, encoders):
+    """A TestClient over the service on `shape_table` (k=10, not following the table)."""
+    live = LiveModel(shape_table.uri, image_encoder=encoders[0], text_encoder=encoders[1], k=10)
+    with TestClient(create_app(live, watch_interval=None, max_upload_bytes=200_000)) as c:
+        yield c
 
 
 @pytest.fixture

@@ -1,8 +1,12 @@
 import threading
 import time
+from types import SimpleNamespace
 
 import httpx
+import pytest
 
+from asif.errors import SettingsError
+from asif.serve.app import create_app
 from tests.serve.conftest import anchor_batch, png, shape_image
 
 LABELS = ["red circle", "green square", "blue triangle"]
@@ -140,3 +144,31 @@ def test_pinned_to_tag_never_moves(shape_table, serve, encoders, red_circle_png)
         assert v["version"] == shape_table.tags()["prod"] != shape_table.version
         r = c.post("/classify", files=upload(png(shape_image("blue", "square", 3))), data=form())
         assert r.json()["version"] == v["version"]
+
+
+def test_openapi_keeps_paths_models_and_errors():
+    app = create_app(SimpleNamespace(pinned=True), watch_interval=None)
+    paths = app.openapi()["paths"]
+    models = {
+        (path, method): op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        for path, ops in paths.items()
+        for method, op in ops.items()
+    }
+    assert {k: ref.rsplit("/", 1)[1] for k, ref in models.items()} == {
+        ("/classify", "post"): "ClassifyResponse",
+        ("/explain", "post"): "ExplainResponse",
+        ("/retrieve/captions", "post"): "CaptionsResponse",
+        ("/retrieve/anchors", "post"): "AnchorsResponse",
+        ("/health", "get"): "HealthResponse",
+        ("/version", "get"): "VersionResponse",
+    }
+    for path, method in models:
+        codes = set(paths[path][method]["responses"])
+        assert codes == ({"200", "400", "413", "415", "422"} if method == "post" else {"200"})
+
+
+def test_watcher_only_when_following_the_table():
+    assert create_app(SimpleNamespace(pinned=True)).state.watcher is None
+    assert create_app(SimpleNamespace(pinned=False), watch_interval=None).state.watcher is None
+    with pytest.raises(SettingsError):
+        create_app(SimpleNamespace(pinned=False), watch_interval=-1.0)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from asif.serve.live_model import LiveModel
-from asif.store.table import AnchorTable, build_anchor_batch
+from asif.store.batch import build_anchor_batch
+from asif.store.table import AnchorTable
 from tests.dense_reference import random_unit
 
 D_IMAGE, D_TEXT = 12, 8

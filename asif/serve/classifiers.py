@@ -1,0 +1,53 @@
+"""Zero-shot classifiers from form fields, cached on the snapshot they were made from.
+
+Building one embeds every prompt, so each snapshot keeps the classifiers it made; a new
+table version starts with an empty cache (its prompt representations differ). Templates,
+strategy and labels are checked by `asif.model.zero_shot`, so a refused one is never cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import Form
+
+from asif.errors import LabelError
+from asif.model.zero_shot import DEFAULT_TEMPLATES, ZeroShotClassifier, check_strategy
+from asif.serve.live_model import Snapshot
+
+Labels = Annotated[
+    list[str], Form(description="class names: repeat the field or separate them with commas")
+]
+Templates = Annotated[
+    list[str] | None, Form(description="prompt templates with {} for the class name")
+]
+
+
+def parse_labels(fields: Sequence[str]) -> list[str]:
+    """Class names from form fields, each holding one name or several separated by commas."""
+    names = [s.strip() for item in fields for s in item.split(",")]
+    if not any(names):
+        raise LabelError("labels are empty: give at least one class name")
+    if not all(names):
+        raise LabelError(f"labels contain an empty class name: {list(fields)}")
+    return names
+
+
+def snapshot_classifier(
+    snapshot: Snapshot,
+    labels: Sequence[str],
+    templates: Sequence[str] | None,
+    strategy: str,
+    capacity: int,
+) -> ZeroShotClassifier:
+    """The snapshot's classifier for these form fields; the cache is emptied at `capacity`."""
+    chosen = check_strategy(strategy)
+    names, prompts = parse_labels(labels), list(templates or DEFAULT_TEMPLATES)
+    key = (tuple(names), tuple(prompts), chosen)
+    cache = snapshot.classifiers
+    if key not in cache:
+        if len(cache) >= capacity:
+            cache.clear()
+        cache[key] = snapshot.model.zero_shot_classifier(names, prompts, chosen)
+    return cache[key]

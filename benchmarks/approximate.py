@@ -29,7 +29,8 @@ from asif.model.relative import SparseRelative, topk_overlap
 from asif.model.settings import DEFAULT_K, DEFAULT_P
 from asif.model.zero_shot import ZeroShotClassifier
 from asif.scan.lance_index import SearchSettings, build_indexes, indexed_columns
-from asif.store.table import AnchorTable, build_anchor_batch
+from asif.store.batch import build_anchor_batch
+from asif.store.table import AnchorTable
 
 DIM, CLASSES, WRITE_BATCH = 384, 10, 100_000
 

@@ -20,7 +20,8 @@ import time
 import numpy as np
 
 from asif.serve.live_model import LiveModel
-from asif.store.table import AnchorTable, build_anchor_batch
+from asif.store.batch import build_anchor_batch
+from asif.store.table import AnchorTable
 
 DIM = 384
 WRITE_BATCH = 100_000

@@ -10,20 +10,15 @@ losing or duplicating rows (see `asif.pipeline.build`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from prefect import flow, get_run_logger
 
-from asif.pipeline.build import storage_options_from_env
+from asif.pipeline.build import build_anchor_table
 from asif.pipeline.download import DownloadOptions
 from asif.pipeline.embed import EmbedOptions
-from tasks.build_anchors import (
-    anchors_updated_event,
-    download_shards,
-    embed_commit,
-    open_table,
-    summary_artifact,
-    tag_version,
-)
+from asif.store.location import TableLocation
+from tasks.build_anchors import TASK_STEPS, anchors_updated_event, summary_artifact
 
 DATA_DIR = "asif-data"
 
@@ -39,36 +34,34 @@ def build_anchors(
     download: DownloadOptions = DownloadOptions(),
     embed: EmbedOptions = EmbedOptions(),
     tag: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Download, embed, validate and upsert the url list's pairs into the anchor table.
 
     `url_list`: parquet/csv/tsv with `url` and `caption` columns, or a folder of images each
-    with a same-stem `.txt` caption. `table_uri`: a folder or
-    `s3://bucket/path`; `storage_options` default to `ASIF_STORAGE_OPTIONS` (JSON) and AWS_*
-    variables of the process. `work_dir` (shards, resume ledger) defaults to
-    `asif-data/work/<table_name>`, `quarantine_dir` to `asif-data/quarantine/<table_name>`.
-    `download` (img2dataset settings, `asif.pipeline.download.DownloadOptions`) and `embed` (encoders,
-    batch sizes, Ray actors: `asif.pipeline.embed.EmbedOptions`) are objects; a key left out keeps its
-    default. The new version is tagged `tag` (default `build-<UTC timestamp>`). Set
-    RAY_ADDRESS (or `embed.ray_address`) to embed on a Ray cluster. Returns the counts (also
-    published as artifact `build-anchors-summary`).
+    with a same-stem `.txt` caption. `table_uri`: a folder or `s3://bucket/path`;
+    `storage_options` default to `ASIF_STORAGE_OPTIONS` (JSON) and AWS_* variables of the
+    process. `work_dir` (shards, resume ledger) defaults to `asif-data/work/<table_name>`,
+    `quarantine_dir` to `asif-data/quarantine/<table_name>`. `download` (img2dataset settings,
+    `asif.pipeline.download.DownloadOptions`) and `embed` (encoders, batch sizes, Ray actors:
+    `asif.pipeline.embed.EmbedOptions`) are objects; a key left out keeps its default. The new
+    version is tagged `tag` (default `build-<UTC timestamp>`). Set RAY_ADDRESS (or
+    `embed.ray_address`) to embed on a Ray cluster. Returns the counts (also published as
+    artifact `build-anchors-summary`).
     """
-    logger = get_run_logger()
-    storage_options = storage_options or storage_options_from_env()
-    work_dir = work_dir or f"{DATA_DIR}/work/{table_name}"
-    quarantine_dir = quarantine_dir or f"{DATA_DIR}/quarantine/{table_name}"
-    tag = tag or f"build-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    table = open_table(table_uri, table_name, storage_options, embed)  # wrong encoders: stop now
-    version_before = table.version
-    stats = download_shards(url_list, work_dir, download)
-    summary = embed_commit(stats, table, version_before, quarantine_dir, embed)
-    if summary.changed:
-        tag_version(table_uri, table_name, storage_options, tag, summary.version)
-        summary.tag = tag
+    summary = build_anchor_table(
+        url_list,
+        TableLocation.from_env(table_uri, table_name, storage_options),
+        work_dir=work_dir or f"{DATA_DIR}/work/{table_name}",
+        quarantine_dir=quarantine_dir or f"{DATA_DIR}/quarantine/{table_name}",
+        download=download,
+        embed=embed,
+        tag=tag or f"build-{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
+        steps=TASK_STEPS,
+    )
     summary_artifact(summary)
     if summary.changed:
         anchors_updated_event(summary)
-    logger.info(
+    get_run_logger().info(
         "table %s: version %d -> %d, %d rows (+%d new, %d updated, %d quarantined batches)",
         summary.dataset_uri,
         summary.version_before,

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asif.store.table import AnchorTable, build_anchor_batch
+from asif.store.batch import build_anchor_batch
+from asif.store.table import AnchorTable
 
 DOC = Path(__file__).parent.parent / "docs" / "anchor-table.md"
 DOC_URI = "asif-data/anchors"

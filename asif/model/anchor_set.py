@@ -19,7 +19,7 @@ class AnchorSet:
 
     ids: list[str]
     captions: list[str]
-    urls: list[str | None]
+    urls: Sequence[str | None]
     _row: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -73,15 +73,15 @@ class AnchorSet:
         """
         out = copy.copy(self)
         out.ids, out.captions = self.ids + other.ids, self.captions + other.captions
-        out.urls = self.urls + other.urls
+        out.urls = [*self.urls, *other.urls]
         out._row = self._row.copy()
         out._row.update(zip(other.ids, range(len(self), len(self) + len(other)), strict=True))
         return out
 
     def take(self, rows: np.ndarray) -> AnchorSet:
         """The anchors at `rows` (indices or boolean mask)."""
-        rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows)
+        picked = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows)
+        at = picked.tolist()
         return AnchorSet(
-            [self.ids[i] for i in rows], [self.captions[i] for i in rows],
-            [self.urls[i] for i in rows],
-        )  # fmt: skip
+            [self.ids[i] for i in at], [self.captions[i] for i in at], [self.urls[i] for i in at]
+        )

@@ -11,7 +11,8 @@ from asif.model.settings import ModelSettings
 from asif.scan.exact import DEFAULT_CHUNK, ExactScan
 from asif.scan.lance_index import IndexScan, SearchSettings
 from asif.scan.matrix import AnchorMatrix, Precision
-from asif.store.table import CAPTION, ID, URL, AnchorTable
+from asif.store.schema import CAPTION, ID, URL
+from asif.store.table import AnchorTable
 
 
 def table_settings(table: AnchorTable) -> ModelSettings:

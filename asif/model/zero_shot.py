@@ -62,7 +62,7 @@ def check_strategy(strategy: str) -> Strategy:
     """`strategy` if it is one of STRATEGIES, else StrategyError."""
     if strategy not in STRATEGIES:
         raise StrategyError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    return strategy  # type: ignore[return-value]
+    return strategy
 
 
 def _mean_per_class(rel: SparseRelative, n_classes: int) -> SparseRelative:
@@ -164,9 +164,9 @@ class Prediction:
         """(n, min(k, C)) class indices, best first (ties: lower index)."""
         return np.argsort(-self.scores, axis=1, kind="stable")[:, :k]
 
-    def accuracy(self, targets: Sequence[int], k: int = 1) -> float:
+    def accuracy(self, targets: Sequence[int] | np.ndarray, k: int = 1) -> float:
         """Top-k accuracy; an unknown answer counts as wrong for k = 1."""
-        targets = np.asarray(targets)
+        t = np.asarray(targets)
         if k == 1:
-            return float(np.mean(self.label_ids == targets))
-        return float(np.mean((self.topk(k) == targets[:, None]).any(axis=1)))
+            return float(np.mean(self.label_ids == t))
+        return float(np.mean((self.topk(k) == t[:, None]).any(axis=1)))

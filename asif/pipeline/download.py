@@ -28,23 +28,17 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from asif.errors import AsifError
+from asif.pipeline.url_list import drop_blank_pairs, read_url_list
 
 OutputFormat = Literal["parquet", "webdataset"]
 ResizeMode = Literal["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"]
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
 RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
-INPUT_FORMATS = ("parquet", "csv", "tsv")
 SHARD_NAME = re.compile(r"^(\d+)(_stats\.json|\.parquet|\.tar)$")
-_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-
-
-class UrlListError(AsifError, ValueError):
-    """A url list that cannot be read, or lacks the url or caption column."""
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+"""Put on the child's PYTHONPATH so `python -m asif.pipeline.download` finds this package."""
 
 
 @dataclass(frozen=True)
@@ -117,49 +111,6 @@ class DownloadStats:
         return [s.path for s in self.shards]
 
 
-def read_url_list(
-    url_list: str | Path,
-    *,
-    input_format: str | None = None,
-    url_col: str = "url",
-    caption_col: str = "caption",
-) -> pa.Table:
-    """Read a parquet/csv/tsv url list as a (url, caption) string table.
-
-    The format comes from the suffix unless given (`.csv.gz` and `.tsv.gz` work too).
-    Raises `UrlListError` naming the file or the missing column.
-    """
-    path = Path(url_list)
-    if not path.is_file():
-        raise UrlListError(f"url list {path} does not exist or is not a file")
-    fmt = input_format or _infer_format(path)
-    if fmt not in INPUT_FORMATS:
-        raise UrlListError(f"url list {path}: format {fmt!r} is not one of {INPUT_FORMATS}")
-    try:
-        if fmt == "parquet":
-            names = pq.read_schema(path).names
-            _check_columns(path, names, url_col, caption_col)
-            table = pq.read_table(path, columns=[url_col, caption_col])
-        else:
-            delimiter = "\t" if fmt == "tsv" else ","
-            table = pacsv.read_csv(
-                path,
-                parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={url_col: pa.string(), caption_col: pa.string()}
-                ),
-            )
-            _check_columns(path, table.column_names, url_col, caption_col)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise UrlListError(f"url list {path} cannot be read as {fmt}: {err}") from err
-    return pa.table(
-        {
-            "url": table[url_col].cast(pa.string()),
-            "caption": table[caption_col].cast(pa.string()),
-        }
-    )
-
-
 @dataclass(frozen=True)
 class DownloadOptions:
     """How img2dataset downloads, resizes and shards the images.
@@ -209,12 +160,11 @@ def download_pairs(
     With `resume`, pairs already in finished shards are not downloaded again; without it, the
     folder's shards are deleted first. Rows without url or caption are skipped and counted.
     """
-    pairs = read_url_list(
-        url_list, input_format=input_format, url_col=url_col, caption_col=caption_col
+    pairs, blank = drop_blank_pairs(
+        read_url_list(url_list, input_format=input_format, url_col=url_col, caption_col=caption_col)
     )
-    valid = pc.and_(_non_blank(pairs["url"]), _non_blank(pairs["caption"]))
-    skipped = Counter({"missing url or caption": pairs.num_rows - pc.sum(valid).as_py()})
-    return download_table(pairs.filter(valid), output_dir, options, resume=resume, skipped=skipped)
+    skipped = Counter({"missing url or caption": blank})
+    return download_table(pairs, output_dir, options, resume=resume, skipped=skipped)
 
 
 def download_table(
@@ -286,25 +236,6 @@ def collect_stats(output_dir: str | Path) -> DownloadStats:
     return DownloadStats(out, fmt, shards)
 
 
-def _non_blank(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    return pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0), False)
-
-
-def _infer_format(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    if not suffixes:
-        raise UrlListError(f"url list {path}: cannot infer the format, pass input_format")
-    return suffixes[-1].lstrip(".")
-
-
-def _check_columns(path: Path, names: list[str], url_col: str, caption_col: str) -> None:
-    for col, what in ((url_col, "url"), (caption_col, "caption")):
-        if col not in names:
-            raise UrlListError(f"url list {path} has no {what} column {col!r} (columns: {names})")
-
-
 def _shard_id(path: Path) -> int:
     return int(path.name.split("_")[0].split(".")[0])
 
@@ -343,7 +274,7 @@ def _normalise_reason(reason: str) -> str:
 
 
 def _run_img2dataset(**kwargs: object) -> None:
-    pythonpath = [str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")]
+    pythonpath = [str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]
     env = {
         **os.environ,
         "NO_ALBUMENTATIONS_UPDATE": "1",
@@ -368,7 +299,7 @@ if __name__ in ("__main__", "__mp_main__"):
     # `__mp_main__`): img2dataset only imports torch (via webdataset) and ray optionally, and
     # each takes seconds per process.
     for _optional in ("torch", "ray", "pyspark"):
-        sys.modules.setdefault(_optional, None)
+        sys.modules.setdefault(_optional, None)  # type: ignore[arg-type]  # None: "not installed"
 
 if __name__ == "__main__":
     _child_main(sys.argv[1:])

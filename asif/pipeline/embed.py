@@ -1,10 +1,10 @@
 """Embed image shards into anchor rows with Ray Data: both frozen encoders, once per actor.
 
-Reads the shards `asif.pipeline.download` writes (img2dataset parquet with image bytes, or webdataset
-`.tar`), keeps the pairs whose download succeeded, and streams pyarrow tables in the anchor
-table's schema (`embedded_schema`), at most `rows_per_batch` rows each, so the caller can
-validate and commit batch by batch. Rows whose image bytes do not decode are dropped and
-reported in each batch's `failed` table; they never stop the job.
+Reads the shards `asif.pipeline.download` writes (img2dataset parquet with image bytes, or
+webdataset `.tar`), keeps the pairs whose download succeeded, and streams pyarrow tables of
+anchor rows (`asif.store.batch.build_anchor_batch`), at most `rows_per_batch` rows each, so the
+caller can validate and commit batch by batch. Rows whose image bytes do not decode are dropped
+and reported in each batch's `failed` table; they never stop the job.
 
 Shards are read by plain pyarrow/tarfile code in Ray tasks (one shard per task), not by
 `ray.data.read_parquet`/`read_webdataset`: in Ray 2.60 those list files in a task that needs a
@@ -20,14 +20,14 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from asif.store.ids import anchor_id
+from asif.store.batch import build_anchor_batch
 
 if TYPE_CHECKING:
     import ray.data
@@ -47,46 +47,12 @@ READ_ROWS = 256
 """Rows per block a shard-reading task yields."""
 
 
-def embedded_schema(image_dim: int, text_dim: int) -> pa.Schema:
-    """The anchor table's columns, as `iter_embedded_batches` yields them."""
-    return pa.schema(
-        [
-            ("id", pa.string()),
-            ("url", pa.string()),
-            ("caption", pa.string()),
-            ("width", pa.int32()),
-            ("height", pa.int32()),
-            ("shard", pa.string()),
-            ("image_embedding", pa.list_(pa.float32(), image_dim)),
-            ("text_embedding", pa.list_(pa.float32(), text_dim)),
-        ]
-    )
-
-
 @dataclass(frozen=True)
 class EmbeddedBatch:
-    """Embedded rows (`embedded_schema`) and the rows dropped because their image did not decode."""
+    """Embedded rows (`anchor_columns`) and the rows dropped because their image did not decode."""
 
     table: pa.Table
     failed: pa.Table
-
-
-@dataclass(frozen=True)
-class EmbedResult:
-    """All embedded rows of a run, and all dropped rows (url, caption, shard, error)."""
-
-    table: pa.Table
-    failed: pa.Table
-
-    @property
-    def n_embedded(self) -> int:
-        """Rows embedded."""
-        return self.table.num_rows
-
-    @property
-    def n_failed(self) -> int:
-        """Rows dropped because their image bytes did not decode."""
-        return self.failed.num_rows
 
 
 @dataclass(frozen=True)
@@ -133,9 +99,6 @@ class ImageTextEmbedder:
 
         self.image_encoder = load_image_encoder(image_encoder, device=device)
         self.text_encoder = load_text_encoder(text_encoder, device=device)
-        self.schema = embedded_schema(self.image_encoder.dim, self.text_encoder.dim).append(
-            pa.field("error", pa.string())
-        )
         self.batch_size = batch_size
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -144,7 +107,8 @@ class ImageTextEmbedder:
 
         urls = batch["url"].to_pylist()
         captions = batch["caption"].to_pylist()
-        images, errors, sizes = [], [], []
+        images, sizes = [], []
+        errors: list[str | None] = []
         for url, data in zip(urls, batch["image"].to_pylist(), strict=True):
             try:
                 image = decode_image(data, source=url)
@@ -163,18 +127,16 @@ class ImageTextEmbedder:
             image_emb[ok] = self.image_encoder.encode(images, batch_size=self.batch_size)
             ok_captions = [c for c, good in zip(captions, ok, strict=True) if good]
             text_emb[ok] = self.text_encoder.encode(ok_captions, batch_size=self.batch_size)
-        columns = {
-            "id": [anchor_id(u, c) for u, c in zip(urls, captions, strict=True)],
-            "url": urls,
-            "caption": captions,
-            "width": [w for w, _ in sizes],
-            "height": [h for _, h in sizes],
-            "shard": batch["shard"],
-            "image_embedding": _fixed_size_list(image_emb),
-            "text_embedding": _fixed_size_list(text_emb),
-            "error": errors,
-        }
-        return pa.table(columns, schema=self.schema)
+        rows = build_anchor_batch(
+            urls=urls,
+            captions=captions,
+            widths=[w for w, _ in sizes],
+            heights=[h for _, h in sizes],
+            image_embeddings=image_emb,
+            text_embeddings=text_emb,
+            shard=batch["shard"].to_pylist(),
+        )
+        return rows.append_column(pa.field("error", pa.string()), pa.array(errors, pa.string()))
 
 
 def init_ray(address: str | None = None) -> None:
@@ -268,28 +230,13 @@ def iter_embedded_batches(
         num_gpus=1 if use_gpu else 0,
         num_cpus=cpus_per_actor,
     )
-    for table in embedded.iter_batches(batch_size=options.rows_per_batch, batch_format="pyarrow"):
+    for block in embedded.iter_batches(batch_size=options.rows_per_batch, batch_format="pyarrow"):
+        table = cast(pa.Table, block)  # what batch_format="pyarrow" yields
         ok = pc.is_null(table["error"])
         yield EmbeddedBatch(
             table=table.filter(ok).drop_columns(["error"]),
             failed=table.filter(pc.invert(ok)).select(FAILED_SCHEMA.names).cast(FAILED_SCHEMA),
         )
-
-
-def embed_shards(
-    shards: Sequence[str | Path], options: EmbedOptions = EmbedOptions()
-) -> EmbedResult:
-    """`iter_embedded_batches` gathered into one table (for small runs and tests)."""
-    batches = list(iter_embedded_batches(shards, options))
-    if not batches:
-        return EmbedResult(pa.table({}), FAILED_SCHEMA.empty_table())
-    return EmbedResult(
-        pa.concat_tables(b.table for b in batches), pa.concat_tables(b.failed for b in batches)
-    )
-
-
-def _fixed_size_list(matrix: np.ndarray) -> pa.FixedSizeListArray:
-    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
 
 
 def _read_items(batch: pa.Table) -> Iterator[pa.Table]:

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from asif.encoders.images import IMAGE_SUFFIXES
 from asif.pipeline.download import DownloadOptions, DownloadStats, download_table
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
 def folder_pairs(folder: str | Path) -> tuple[pa.Table, int]:

@@ -7,51 +7,26 @@ definition are built once per process (GX setup is slow; one run over 1,000 rows
 0.1 s here). Dimensions and the norm tolerance are GX suite parameters, so one suite serves
 every table.
 
-A zero-row batch is valid: every expectation holds on no rows, and `commit_batch` treats it
-as a no-op (no new table version).
-
-`commit_batch` is the gate in front of `AnchorTable.upsert`: a batch that fails validation
-(or does not fit the table's schema) is written to a new quarantine folder (``batch.parquet``
-+ ``report.json``) and the call *returns* ``CommitResult(committed=False, ...)``, leaving the
-table exactly as it was, so a pipeline can count quarantined batches and carry on. Pass
-``raise_on_failure=True`` to get a `ValidationFailedError` (carrying the report and the
-quarantine path) instead. A batch whose metadata names other encoders than the table's is
-a configuration error, not bad data: it raises `EncoderMismatchError` and is not quarantined
-(embeddings of the wrong dimension are quarantined like any other bad rows).
+A zero-row batch is valid: every expectation holds on no rows. `asif.pipeline.commit` is the
+gate that uses this report to commit a batch or quarantine it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from asif.errors import (
-    DimensionMismatchError,
-    SchemaMismatchError,
-    ValidationFailedError,
-)
-from asif.store.table import (
-    CAPTION,
-    HEIGHT,
-    ID,
-    IMAGE_EMBEDDING,
-    TEXT_EMBEDDING,
-    WIDTH,
-    AnchorTable,
-)
+from asif.errors import SchemaMismatchError
+from asif.store.schema import CAPTION, HEIGHT, ID, IMAGE_EMBEDDING, TEXT_EMBEDDING, WIDTH
 
 MAX_SIDE = 65535
 SAMPLE_SIZE = 5
@@ -214,17 +189,12 @@ class _Gx:
             return cls._instance
 
 
-def warm_up() -> None:
-    """Import GX and build the process's suite now (a few seconds) rather than on first use."""
-    _Gx.get()
-
-
-def _jsonable(x: Any) -> Any:
-    """Plain JSON types (GX results can hold numpy scalars and NaN)."""
+def jsonable(x: Any) -> Any:
+    """`x` in plain JSON types (GX results can hold numpy scalars and NaN, which become null)."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
@@ -249,7 +219,7 @@ class ValidationReport:
 
     def as_json(self) -> dict[str, Any]:
         """The report with the serialised GX result, as plain JSON types."""
-        return _jsonable(
+        return jsonable(
             {
                 "success": self.success,
                 "failed_expectations": self.failed_expectations,
@@ -302,7 +272,7 @@ def _describe(result: Any, frame: pd.DataFrame) -> str | None:
     total = res.get("element_count", len(frame))
     samples = [
         float(f"{v:.6g}") if isinstance(v, float) else v
-        for v in _jsonable((res.get("partial_unexpected_list") or [])[:SAMPLE_SIZE])
+        for v in jsonable((res.get("partial_unexpected_list") or [])[:SAMPLE_SIZE])
     ]
     text = f"{what}: {count} of {total} rows fail ({label}); sample values {samples}"
     index = (res.get("partial_unexpected_index_list") or [])[:SAMPLE_SIZE]
@@ -340,102 +310,8 @@ def validate_anchor_batch(
     return ValidationReport(
         success=bool(result.success),
         failed_expectations=[f for f in failed if f is not None],
-        statistics=_jsonable(dict(result.statistics)),
+        statistics=jsonable(dict(result.statistics)),
         row_count=batch.num_rows,
         seconds=time.perf_counter() - start,
-        gx_result=_jsonable(result.to_json_dict()),
-    )
-
-
-def quarantine_batch(
-    batch: pa.Table,
-    report: ValidationReport,
-    quarantine_dir: str | Path,
-    *,
-    context: dict[str, Any] | None = None,
-) -> Path:
-    """Write the batch (``batch.parquet``) and report (``report.json``) to a new folder.
-
-    The folder is ``quarantine_dir/<UTC time>-<random>``; `context` (e.g. the source shard or
-    table uri) is stored in the JSON next to the report. Returns the folder.
-    """
-    now = datetime.now(UTC)
-    folder = Path(quarantine_dir) / f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{uuid.uuid4().hex[:8]}"
-    folder.mkdir(parents=True, exist_ok=False)
-    pq.write_table(batch, folder / "batch.parquet")
-    payload = {"quarantined_at": now.isoformat(), "context": context or {}, **report.as_json()}
-    tmp = folder / "report.json.tmp"
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2))
-    tmp.rename(folder / "report.json")
-    return folder
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    """What `commit_batch` did: committed (with counts and version) or quarantined."""
-
-    committed: bool
-    rows: int
-    inserted: int
-    updated: int
-    version: int
-    report: ValidationReport
-    quarantine_path: Path | None = None
-
-
-def commit_batch(
-    table: AnchorTable,
-    batch: pa.Table,
-    *,
-    quarantine_dir: str | Path,
-    norm_tolerance: float = 1e-3,
-    raise_on_failure: bool = False,
-    context: dict[str, Any] | None = None,
-) -> CommitResult:
-    """Validate `batch` against `table`'s dims, then upsert it, or quarantine it untouched.
-
-    Returns ``committed=False`` with the quarantine folder when the batch fails validation or
-    does not fit the schema (the table keeps its version and rows); with
-    ``raise_on_failure=True`` raises `ValidationFailedError` instead. Raises
-    `EncoderMismatchError` if the batch's metadata names other encoders than the table's (a
-    configuration error; nothing is quarantined). Wrong dimensions are bad data: quarantined.
-    """
-    table.check_encoders(batch, dims=False)
-    ctx = {"table": table.dataset_uri, "table_version": table.version, **(context or {})}
-    try:
-        report = validate_anchor_batch(
-            batch, image_dim=table.image_dim, text_dim=table.text_dim, norm_tolerance=norm_tolerance
-        )
-    except SchemaMismatchError as e:  # e.g. an embedding column that is not a list
-        report = ValidationReport.failure(f"schema: {e}", batch.num_rows)
-    if report.success:
-        try:
-            rows = table.conform(batch)
-        except (SchemaMismatchError, DimensionMismatchError) as e:
-            report = ValidationReport.failure(f"schema: {e}", batch.num_rows)
-    if not report.success:
-        path = quarantine_batch(batch, report, quarantine_dir, context=ctx)
-        if raise_on_failure:
-            raise ValidationFailedError(
-                f"batch quarantined at {path}: {report.summary()}",
-                report=report,
-                quarantine_path=path,
-            )
-        return CommitResult(
-            committed=False,
-            rows=batch.num_rows,
-            inserted=0,
-            updated=0,
-            version=table.version,
-            report=report,
-            quarantine_path=path,
-        )
-    done = table.upsert(rows)
-    return CommitResult(
-        committed=True,
-        rows=batch.num_rows,
-        inserted=done.inserted,
-        updated=done.updated,
-        version=done.version,
-        report=report,
+        gx_result=jsonable(result.to_json_dict()),
     )

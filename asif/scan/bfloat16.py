@@ -107,7 +107,8 @@ def _at_least(
     `maxima` are their block maxima, if known.
     """
     if not bool((floor > 0).all()):
-        return torch.nonzero(y.float() >= floor[:, None], as_tuple=True)
+        rows, cols = torch.nonzero(y.float() >= floor[:, None], as_tuple=True)
+        return rows, cols
     lower = floor.bfloat16()  # rounded to nearest: step down where that went above the floor
     key = lower.view(torch.int16) - (lower.float() > floor).to(torch.int16)
     return entries_passing(y.view(torch.int16), key, strict=False, maxima=maxima)

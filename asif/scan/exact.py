@@ -104,10 +104,10 @@ def _topk_scan(
     buffer = np.empty(n * min(chunk_size, len(anchors)), dtype=np.float32)
     for start in range(0, len(anchors), chunk_size):
         stop = min(start + chunk_size, len(anchors))
-        sims = buffer[: n * (stop - start)].reshape(n, stop - start)
+        products = buffer[: n * (stop - start)].reshape(n, stop - start)
         # numpy's OpenBLAS: its AVX-512 sgemm is ~1.6x torch's MKL one on AMD CPUs
-        np.matmul(queries, anchors.chunk(start, stop).numpy().T, out=sims)
-        sims = torch.from_numpy(sims)
+        np.matmul(queries, anchors.chunk(start, stop).numpy().T, out=products)
+        sims = torch.from_numpy(products)
         ordered = best_v.shape[1] == k
         if ordered:  # best is in (value, index) order, the new entries in index order
             v, i = _above_threshold(sims, best_v[:, -1], start)

@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from asif.errors import SettingsError
 from asif.scan.base import Modality
-from asif.store.table import ID, IMAGE_EMBEDDING, TEXT_EMBEDDING, AnchorTable
+from asif.store.schema import ID, IMAGE_EMBEDDING, TEXT_EMBEDDING
+from asif.store.table import AnchorTable
 
 IndexKind = Literal["ivf_pq", "hnsw_sq"]
 INDEX_KINDS: tuple[IndexKind, ...] = ("ivf_pq", "hnsw_sq")
@@ -37,6 +38,7 @@ def build_indexes(
     from lancedb.index import HnswSq, IvfPq
 
     for column in COLUMNS.values():
+        config: IvfPq | HnswSq
         if kind == "ivf_pq":
             config = IvfPq(
                 distance_type="dot", num_partitions=num_partitions, num_sub_vectors=num_sub_vectors

@@ -193,9 +193,9 @@ class AnchorMatrix:
         at = 0
         for a, b in runs:
             storage.data[at : at + b - a] = self.data[a:b]  # contiguous runs: memcpy speed
-            if storage.scale is not None:
+            if storage.scale is not None and self.scale is not None:
                 storage.scale[at : at + b - a] = self.scale[a:b]
-            if storage.norms is not None:
+            if storage.norms is not None and made is not None:
                 storage.norms.copy_rows(made, at, a, b)
             at += b - a
         if storage.norms is not None:

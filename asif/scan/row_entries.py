@@ -25,7 +25,8 @@ def entries_passing(
     passes = torch.gt if strict else torch.ge
     n, width = x.shape
     if width % BLOCK:
-        return torch.nonzero(passes(x, threshold[:, None]), as_tuple=True)
+        rows, cols = torch.nonzero(passes(x, threshold[:, None]), as_tuple=True)
+        return rows, cols
     blocks = width // BLOCK
     maxima = block_maxima(x) if maxima is None else maxima
     # flat positions and index_select: much faster than advanced indexing on 2-d tensors

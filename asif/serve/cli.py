@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from asif.model.relative import DEFAULT_K, DEFAULT_P
+from asif.model.settings import DEFAULT_K, DEFAULT_P
 from asif.scan.lance_index import INDEX_KINDS
 from asif.scan.matrix import PRECISIONS
 from asif.serve.app import DEFAULT_MAX_UPLOAD
@@ -61,15 +61,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from asif.scan.lance_index import SearchSettings, build_indexes
     from asif.serve.app import create_app
     from asif.serve.live_model import LiveModel
-    from asif.store.table import AnchorTable
+    from asif.store.location import TableLocation
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    table = AnchorTable.open(args.table, args.name)
+    location = TableLocation.from_env(args.table, args.name)
+    table = location.open()
     if args.build_index:
         build_indexes(table, args.build_index)
     live = LiveModel(
-        args.table,
-        args.name,
+        location.uri,
+        location.name,
+        storage_options=location.storage_options,
         version=args.tag if args.tag is not None else args.version,
         precision=args.precision,
         k=args.k,

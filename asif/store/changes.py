@@ -1,26 +1,21 @@
-"""What changed between two versions of an anchor table, read in time proportional to the change.
+"""What changed between two versions of an anchor table.
 
-Only the rows written since the old version (the fragments it did not have) are read, plus the
-id column for deletions.
+`read_delta` (for a model following its table) reads in time proportional to the change: only
+the rows written since the old version (the fragments it did not have), plus the id column for
+deletions. `changed_rows` (for people) lists the ids added and removed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asif.store.table import (
-    CAPTION,
-    ID,
-    IMAGE_EMBEDDING,
-    TEXT_EMBEDDING,
-    URL,
-    AnchorTable,
-    embedding_matrix,
-)
+from asif.store.schema import CAPTION, ID, IMAGE_EMBEDDING, TEXT_EMBEDDING, URL, embedding_matrix
+from asif.store.table import AnchorTable
 
 
 @dataclass(frozen=True)
@@ -48,10 +43,44 @@ class TableDelta:
         return len(self.dropped) + len(self.written_ids)
 
 
-def table_ids(view: AnchorTable) -> pa.Array:
-    """The id column of a table view, as one Arrow array."""
-    column = view.lance_table.to_lance().to_table(columns=[ID]).column(ID)
-    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+@dataclass(frozen=True)
+class ChangedRows:
+    """Ids present at `to_version` but not `from_version` (added) and the reverse (removed)."""
+
+    from_version: int
+    to_version: int
+    added: list[str]
+    removed: list[str]
+
+
+def changed_rows(
+    table: AnchorTable, from_version: int | str, to_version: int | str | None = None
+) -> ChangedRows:
+    """Ids added and removed between two versions (numbers or tags; default to: `table`'s).
+
+    A diff of the two versions' id columns (Lance's `delta` lists inserted/updated rows but
+    not deletions). Rows rewritten under the same id (an update) appear in neither list.
+    """
+    to_version = table.version if to_version is None else to_version
+    tags = table.tags()
+
+    def number(v: int | str) -> int:
+        if isinstance(v, str):
+            if v not in tags:
+                raise ValueError(f"no tag {v!r} on {table.dataset_uri}; tags: {sorted(tags)}")
+            return tags[v]
+        return int(v)
+
+    a, b = number(from_version), number(to_version)
+    ds = table.lance_table.to_lance()
+    before = set(_ids(ds.checkout_version(a)).to_pylist())
+    after = set(_ids(ds.checkout_version(b)).to_pylist())
+    return ChangedRows(
+        from_version=a,
+        to_version=b,
+        added=sorted(after - before),
+        removed=sorted(before - after),
+    )
 
 
 def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDelta:
@@ -59,7 +88,7 @@ def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDe
     old_ds, new_ds = old.lance_table.to_lance(), new.lance_table.to_lance()
     known = {f.fragment_id for f in old_ds.get_fragments()}
     fresh = [f for f in new_ds.get_fragments() if f.fragment_id not in known]
-    ids = table_ids(new)
+    ids = _ids(new_ds)
     gone = pc.invert(pc.is_in(old_ids, value_set=ids))
     dropped = set(pc.filter(old_ids, gone).to_pylist())
     columns = [ID, URL, CAPTION, IMAGE_EMBEDDING, TEXT_EMBEDDING]
@@ -81,3 +110,9 @@ def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDe
         written_image=embedding_matrix(written.column(IMAGE_EMBEDDING), new.image_dim),
         written_text=embedding_matrix(written.column(TEXT_EMBEDDING), new.text_dim),
     )
+
+
+def _ids(dataset: Any) -> pa.Array:
+    """The id column of a Lance dataset (at its version), as one Arrow array."""
+    column = dataset.to_table(columns=[ID]).column(ID)
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)

@@ -26,8 +26,9 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 import asif.pipeline.build
 from asif.errors import EncoderMismatchError
 from asif.pipeline.embed import FAILED_SCHEMA, EmbeddedBatch
+from asif.store.batch import build_anchor_batch
 from asif.store.ids import anchor_id
-from asif.store.table import AnchorTable, build_anchor_batch
+from asif.store.table import AnchorTable
 from flows.build_anchors import build_anchors
 from tasks.build_anchors import SUMMARY_ARTIFACT_KEY, UPDATED_EVENT
 from tests.http_fixtures import (

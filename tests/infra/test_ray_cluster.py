@@ -17,12 +17,13 @@ REPO = Path(__file__).resolve().parents[2]
 BUILD = """
 import json, sys
 import ray
-from asif.pipeline.build import build_anchor_table, storage_options_from_env
+from asif.pipeline.build import build_anchor_table
 from asif.pipeline.download import DownloadOptions
 from asif.pipeline.embed import EmbedOptions
+from asif.store.location import TableLocation
 args = json.loads(sys.argv[1])
 summary = build_anchor_table(
-    storage_options=storage_options_from_env(),
+    location=TableLocation.from_env(args.pop("table_uri")),
     download=DownloadOptions(**args.pop("download")),
     embed=EmbedOptions(**args.pop("embed")),
     progress=print,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asif.pipeline.build import storage_options_from_env
-from asif.pipeline.validation import commit_batch
-from asif.store.table import AnchorTable, build_anchor_batch
+from asif.pipeline.commit import commit_batch
+from asif.store.batch import build_anchor_batch
+from asif.store.location import storage_options_from_env
+from asif.store.table import AnchorTable
 from tests.infra.services import S3Bucket, moto_s3
 
 

@@ -4,7 +4,8 @@ import pytest
 from asif.errors import AsifError, EncoderMismatchError
 from asif.model import AsifModel, ModelSettings
 from asif.model.from_table import model_from_table
-from asif.store.table import AnchorTable, build_anchor_batch
+from asif.store.batch import build_anchor_batch
+from asif.store.table import AnchorTable
 from tests.dense_reference import random_unit
 
 

@@ -1,4 +1,4 @@
-"""download_pairs / pairs_from_folder against a local HTTP server: counts, shards, resume."""
+"""download_pairs against a local HTTP server: counts, shards, resume."""
 
 from __future__ import annotations
 
@@ -14,15 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from asif.pipeline.download import (
-    DownloadOptions,
-    UrlListError,
-    collect_stats,
-    download_pairs,
-    read_url_list,
-)
-from asif.pipeline.folders import pairs_from_folder
-from tests.http_fixtures import ImageServer, generate_pairs, write_image_folder, write_url_list
+from asif.pipeline.download import DownloadOptions, collect_stats, download_pairs
+from tests.http_fixtures import ImageServer, generate_pairs, write_url_list
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = generate_pairs(10, n_missing=2, n_html=2, n_truncated=2)
@@ -132,36 +125,6 @@ def test_resume_after_kill_keeps_finished_shards(server, tmp_path):
     done_paths = {u.removeprefix(server.base_url) for u in done_urls}
     assert all(server.hits[p] - hits_before.get(p, 0) == 1 for p in done_paths)
     assert not (out / "_tmp").exists()
-
-
-def test_pairs_from_folder(tmp_path):
-    folder = write_image_folder(tmp_path / "images", 5, n_uncaptioned=1, n_corrupt=1)
-    four = DownloadOptions(samples_per_shard=4)
-    stats = pairs_from_folder(folder, tmp_path / "shards", four)
-    assert (stats.total, stats.succeeded, stats.failed) == (7, 5, 2)
-    assert stats.failures_by_reason == {"missing caption": 1, "Image decoding error": 1}
-    table = pa.concat_tables(pq.read_table(p) for p in stats.shard_files)
-    urls = table.filter(pc.equal(table["status"], "success"))["url"].to_pylist()
-    assert sorted(urls) == sorted(
-        p.resolve().as_uri() for p in folder.rglob("img*") if p.suffix != ".txt"
-    )
-    assert pairs_from_folder(folder, tmp_path / "shards", four).new_shards == []
-
-
-def test_unreadable_url_lists_name_the_file_and_column(tmp_path):
-    with pytest.raises(UrlListError, match="nope.parquet"):
-        download_pairs(tmp_path / "nope.parquet", tmp_path / "out")
-    pq.write_table(pa.table({"link": ["http://x/1.jpg"], "caption": ["c"]}), tmp_path / "a.parquet")
-    with pytest.raises(UrlListError, match="no url column 'url'"):
-        read_url_list(tmp_path / "a.parquet")
-    (tmp_path / "b.tsv").write_text("url\ttext\nhttp://x/1.jpg\tc\n")
-    with pytest.raises(UrlListError, match="b.tsv has no caption column 'caption'"):
-        read_url_list(tmp_path / "b.tsv")
-    table = read_url_list(tmp_path / "b.tsv", caption_col="text")
-    assert table.to_pylist() == [{"url": "http://x/1.jpg", "caption": "c"}]
-    (tmp_path / "c.json").write_text("{}")
-    with pytest.raises(UrlListError, match="format 'json'"):
-        read_url_list(tmp_path / "c.json")
 
 
 @pytest.mark.parametrize(

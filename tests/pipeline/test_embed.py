@@ -16,15 +16,10 @@ import pytest
 from PIL import Image
 
 from asif.pipeline.download import DownloadOptions, download_pairs
-from asif.pipeline.embed import (
-    EmbedOptions,
-    embed_shards,
-    embedded_schema,
-    init_ray,
-    iter_embedded_batches,
-)
+from asif.pipeline.embed import EmbedOptions, init_ray, iter_embedded_batches
 from asif.pipeline.folders import pairs_from_folder
 from asif.store.ids import anchor_id
+from asif.store.schema import anchor_columns
 from tests.http_fixtures import ImageServer, generate_pairs, write_image_folder, write_url_list
 
 IMAGE_ENCODER = "efficientnet-lite0"
@@ -98,8 +93,8 @@ def _source_rows(files) -> dict[str, tuple[str, bytes]]:
 
 
 def test_batches_are_bounded_and_in_the_anchor_schema(embedded):
-    schema = embedded_schema(1280, 384)
-    assert all(b.table.schema == schema for b in embedded)
+    schema = anchor_columns(1280, 384)
+    assert all(b.table.schema.equals(schema, check_metadata=True) for b in embedded)
     assert all(b.table.num_rows + b.failed.num_rows <= ROWS_PER_BATCH for b in embedded)
     assert len(embedded) > 1
 
@@ -143,8 +138,7 @@ def test_undecodable_images_are_dropped_and_reported(embedded):
 
 
 def test_no_shards_embeds_nothing():
-    result = embed_shards([])
-    assert (result.n_embedded, result.n_failed) == (0, 0)
+    assert list(iter_embedded_batches([])) == []
 
 
 @pytest.mark.parametrize(

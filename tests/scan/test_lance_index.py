@@ -7,7 +7,8 @@ from asif.model.from_table import index_model_from_table, model_from_table
 from asif.model.relative import topk_overlap
 from asif.model.zero_shot import ZeroShotClassifier
 from asif.scan.lance_index import SearchSettings, build_indexes
-from asif.store.table import AnchorTable, build_anchor_batch
+from asif.store.batch import build_anchor_batch
+from asif.store.table import AnchorTable
 
 D, N, CLASSES = 32, 3000, 6
 

@@ -1,4 +1,9 @@
-"""The `asif` command line: run the demo, classify and explain images with a saved model."""
+"""The `asif` command line: run the demo, classify and explain images with a saved model.
+
+Input the library refuses (templates, strategy, labels, settings, images, model folders) is an
+`AsifError`; `main` turns it, and missing or clashing files, into one line on stderr and exit
+status 2, so the commands check nothing themselves.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +12,47 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from asif.demo import (
+    ANCHORS_PER_CLASS,
+    IMAGE_ENCODER,
+    MODEL_DIR,
+    PAIRS_DIR,
+    TEST_PER_CLASS,
+    run_demo,
+)
 from asif.errors import AsifError
-from asif.model.zero_shot import DEFAULT_TEMPLATES, STRATEGIES
+from asif.model.settings import DEFAULT_K
+from asif.model.zero_shot import DEFAULT_STRATEGY, DEFAULT_TEMPLATES, STRATEGIES
 
-DEFAULT_MODEL = "asif-data/demo-model"
+if TYPE_CHECKING:
+    from asif.model import AsifModel
 
 
 def _labels(text: str) -> list[str]:
-    labels = [s.strip() for s in text.split(",") if s.strip()]
-    if not labels:
-        raise argparse.ArgumentTypeError("--labels needs at least one class name, e.g. cat,dog")
-    return labels
+    """Comma-separated class names; an empty list is the library's to refuse."""
+    return [s.strip() for s in text.split(",") if s.strip()]
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> AsifModel:
     from asif.encoders import load_image_encoder, load_text_encoder
-    from asif.model.folder import load_model
+    from asif.model import AsifModel
 
-    model = load_model(args.model)
+    model = AsifModel.load(args.model)
+    names = model.settings
     model.attach_encoders(
-        load_image_encoder(args.image_encoder or model.image_encoder_name),
-        load_text_encoder(args.text_encoder or model.text_encoder_name),
+        load_image_encoder(args.image_encoder or names.image_encoder),
+        load_text_encoder(args.text_encoder or names.text_encoder),
     )
-    if args.k:
-        model.k = args.k
-    return model
+    return model if args.k is None else model.with_settings(k=args.k)
+
+
+def _templates(args: argparse.Namespace) -> list[str]:
+    return args.templates or list(DEFAULT_TEMPLATES)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from asif.demo import run_demo
-
     result = run_demo(
         args.output,
         args.pairs_dir,
@@ -52,10 +67,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_classify(args: argparse.Namespace) -> None:
     model = _load(args)
     pred = model.classify(
-        args.images, args.labels, args.templates, args.strategy, args.threshold, progress=True
+        args.images, args.labels, _templates(args), args.strategy, args.threshold, progress=True
     )
     top = pred.topk(args.top)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "image": str(image),
             "label": label,
@@ -77,7 +92,9 @@ def cmd_classify(args: argparse.Namespace) -> None:
 def cmd_explain(args: argparse.Namespace) -> None:
     model = _load(args)
     print(
-        model.explain(args.image, args.labels, args.templates, args.strategy, args.label, args.top)
+        model.explain(
+            args.image, args.labels, _templates(args), args.strategy, args.label, args.top
+        )
     )
 
 
@@ -88,15 +105,17 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL, help="saved model folder made by asif demo")
+    p.add_argument("--model", default=MODEL_DIR, help="saved model folder made by asif demo")
     p.add_argument("--labels", type=_labels, required=True, help="comma-separated class names")
     p.add_argument(
         "--template",
         dest="templates",
         action="append",
-        help=f"prompt with {{}} for the class; repeatable (default {DEFAULT_TEMPLATES[0]!r})",
+        help="prompt with {} for the class; repeatable (default "
+        + ", ".join(map(repr, DEFAULT_TEMPLATES))
+        + ")",
     )
-    p.add_argument("--strategy", choices=STRATEGIES, default="max")
+    p.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"one of {', '.join(STRATEGIES)}")
     p.add_argument("--k", type=int, help="override the model's k")
     p.add_argument("--image-encoder", help="image encoder spec, if not the one the model names")
     p.add_argument("--text-encoder", help="text encoder spec, if not the one the model names")
@@ -107,16 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="build anchors from labelled images, classify held-out ones")
-    p.add_argument("--output", default=DEFAULT_MODEL, help="where to save the model")
+    p.add_argument("--output", default=MODEL_DIR, help="where to save the model")
     p.add_argument(
         "--pairs-dir",
-        default="asif-data/demo-pairs",
+        default=PAIRS_DIR,
         help="where to write the anchor pairs as captioned images (input of build-anchors)",
     )
-    p.add_argument("--anchors-per-class", type=int, default=100)
-    p.add_argument("--test-per-class", type=int, default=50)
-    p.add_argument("--image-encoder", default="efficientnet-lite2")
-    p.add_argument("--k", type=int, default=50)
+    p.add_argument("--anchors-per-class", type=int, default=ANCHORS_PER_CLASS)
+    p.add_argument("--test-per-class", type=int, default=TEST_PER_CLASS)
+    p.add_argument("--image-encoder", default=IMAGE_ENCODER)
+    p.add_argument("--k", type=int, help=f"the model's k (default {DEFAULT_K})")
     p.set_defaults(run=cmd_demo)
 
     p = sub.add_parser("classify", help="zero-shot labels for images")
@@ -135,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_explain)
 
     p = sub.add_parser("info", help="settings of a saved model")
-    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--model", default=MODEL_DIR)
     p.set_defaults(run=cmd_info)
 
     from asif.serve.cli import add_serve_parser
@@ -145,12 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; 0 on success, 2 (argparse's status for bad usage) on bad input."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "templates", None) is None and "templates" in args:
-        args.templates = list(DEFAULT_TEMPLATES)
     try:
         args.run(args)
-    except (AsifError, FileExistsError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (AsifError, OSError) as exc:
         print(f"asif {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,8 +1,10 @@
 """The demo: anchors from real labelled images with captions, then zero-shot on held-out images.
 
 Fashion-MNIST (Debian's `dataset-fashion-mnist`) when installed, else scikit-learn's digits.
-Anchor captions are varied sentences about each image's class; the zero-shot prompts are other
-templates, so the model never sees its test prompts among the anchors.
+Anchor captions are varied sentences about each image's class; the zero-shot prompts are the
+library's default templates, none of which is a caption template, so the model never sees its
+test prompts among the anchors. The model has the default settings (`asif.model.settings`),
+the ones `asif serve` and the evaluate flow use, unless k or p are given.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from asif.datasets import FASHION_MNIST_ROOT, LabelledImages, digits, fashion_mnist
+from asif.datasets import LabelledImages, digits, fashion_mnist, fashion_mnist_installed
 from asif.encoders import load_image_encoder, load_text_encoder
 from asif.model import AsifModel, Explanation
-from asif.model.zero_shot import Prediction
+from asif.model.zero_shot import DEFAULT_TEMPLATES, Prediction
 
 CAPTION_TEMPLATES = (
     "a black and white photo of a {}.",
@@ -30,7 +32,12 @@ CAPTION_TEMPLATES = (
     "a centered photo of a single {}.",
 )
 PAIRS_MARKER = ".asif-demo-pairs"
-PROMPT_TEMPLATES = ("a photo of a {}.", "a photo of the {}.", "an image of a {}.")
+MODEL_DIR = "asif-data/demo-model"
+PAIRS_DIR = "asif-data/demo-pairs"  # also the build-anchors/demo deployment's input
+ANCHORS_PER_CLASS = 100
+TEST_PER_CLASS = 50
+IMAGE_ENCODER = "efficientnet-lite2"
+TEXT_ENCODER = "all-MiniLM-L6-v2"
 
 
 @dataclass(frozen=True)
@@ -76,14 +83,11 @@ class DemoResult:
         return "\n".join(lines)
 
 
-def demo_data(seed: int = 0) -> tuple[LabelledImages, LabelledImages]:
+def demo_data() -> tuple[LabelledImages, LabelledImages]:
     """(anchor pool, held-out test set) from the best labelled set installed."""
-    if (FASHION_MNIST_ROOT / "t10k-images-idx3-ubyte.gz").is_file():
+    if fashion_mnist_installed():
         return fashion_mnist("train"), fashion_mnist("test")
-    data = digits()
-    order = np.random.default_rng(seed).permutation(len(data))
-    half = len(order) // 2
-    return data.subset(np.sort(order[:half])), data.subset(np.sort(order[half:]))
+    return digits("train"), digits("test")
 
 
 def anchor_captions(data: LabelledImages, seed: int = 0) -> list[str]:
@@ -94,6 +98,14 @@ def anchor_captions(data: LabelledImages, seed: int = 0) -> list[str]:
         CAPTION_TEMPLATES[t].format(data.class_names[c])
         for t, c in zip(picks, data.labels, strict=True)
     ]
+
+
+def demo_anchors(
+    pool: LabelledImages, per_class: int = ANCHORS_PER_CLASS, seed: int = 0
+) -> tuple[LabelledImages, list[str]]:
+    """The demo's anchor pairs: `per_class` random images of each class and their captions."""
+    anchors = pool.stratified(per_class, seed)
+    return anchors, anchor_captions(anchors, seed)
 
 
 def write_pairs_folder(data: LabelledImages, captions: Sequence[str], folder: str | Path) -> Path:
@@ -115,25 +127,25 @@ def write_pairs_folder(data: LabelledImages, captions: Sequence[str], folder: st
 
 
 def run_demo(
-    output: str | Path = "asif-data/demo-model",
-    pairs_dir: str | Path | None = "asif-data/demo-pairs",
-    anchors_per_class: int = 100,
-    test_per_class: int = 50,
-    image_encoder: str = "efficientnet-lite2",
-    text_encoder: str = "all-MiniLM-L6-v2",
-    k: int = 50,
-    p: float = 8.0,
+    output: str | Path = MODEL_DIR,
+    pairs_dir: str | Path | None = PAIRS_DIR,
+    anchors_per_class: int = ANCHORS_PER_CLASS,
+    test_per_class: int = TEST_PER_CLASS,
+    image_encoder: str = IMAGE_ENCODER,
+    text_encoder: str = TEXT_ENCODER,
+    k: int | None = None,
+    p: float | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> DemoResult:
     """Build anchors, save the model, classify held-out images and explain one answer.
 
-    With `pairs_dir`, the anchor pairs are also written there as captioned images.
+    `k`, `p`: None keeps the model default. With `pairs_dir`, the anchor pairs are also
+    written there as captioned images.
     """
-    pool, test = demo_data(seed)
-    anchors = pool.stratified(anchors_per_class, seed)
+    pool, test = demo_data()
+    anchors, captions = demo_anchors(pool, anchors_per_class, seed)
     test = test.stratified(test_per_class, seed + 1)
-    captions = anchor_captions(anchors, seed)
     pairs = None if pairs_dir is None else write_pairs_folder(anchors, captions, pairs_dir)
     model = AsifModel.from_pairs(
         list(anchors.images),
@@ -141,12 +153,13 @@ def run_demo(
         load_image_encoder(image_encoder),
         load_text_encoder(text_encoder),
         urls=[f"{anchors.name}#{i}" for i in range(len(anchors))],
-        k=k,
-        p=p,
         progress=progress,
     )
+    changes = {name: v for name, v in (("k", k), ("p", p)) if v is not None}
+    if changes:
+        model = model.with_settings(**changes)
     path = model.save(output)
-    classifier = model.zero_shot_classifier(test.class_names, PROMPT_TEMPLATES)
+    classifier = model.zero_shot_classifier(test.class_names, DEFAULT_TEMPLATES)
     embeddings = model.embed_images(list(test.images), progress=progress)
     prediction = model.classify_embeddings(embeddings, classifier)
     explanation = model.explain_embedding(embeddings[0], classifier)

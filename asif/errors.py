@@ -68,6 +68,10 @@ def require_positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+class TableNotFoundError(AsifError, ValueError):
+    """No anchor table of that name at that location, or no such version or tag of it."""
+
+
 class SchemaMismatchError(AsifError, ValueError):
     """Rows that do not fit the anchor table's schema: a missing column, a lossy cast, bad ids."""
 

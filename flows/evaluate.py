@@ -1,18 +1,19 @@
 """The `evaluate` flow: zero-shot accuracy of one anchor table version on benchmarks, written
 to the `evaluations` LanceDB table, with optional studies and a comparison with another
 version. Deployed with a trigger on `asif.anchors.updated` (see prefect.yaml); the logic lives
-in `asif.evaluation`.
+in `asif.evaluation`. Unless `k` or `p` are given, it measures the settings `asif serve`
+serves (the model defaults, `asif.model.settings`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 from prefect import flow
 from prefect.runtime import flow_run
 
+from asif.evaluation.evaluate import EvalConfig
 from asif.evaluation.run import open_setup
 from asif.evaluation.studies import STUDIES, StudyOptions
+from asif.model.zero_shot import DEFAULT_STRATEGY, Strategy
 from tasks.evaluate import compare, evaluate_main, load_benchmarks, publish, study
 
 SUMMARY_FIELDS = ("benchmark", "table_version", "n_anchors", "k", "p", "strategy", "top1", "top5")
@@ -27,9 +28,9 @@ def evaluate(
     split: str = "test",
     limit: int | None = 1000,
     roots: dict[str, str] | None = None,
-    k: int = 50,
-    p: float = 8.0,
-    strategy: Literal["max", "mean"] = "max",
+    k: int | None = None,
+    p: float | None = None,
+    strategy: Strategy = DEFAULT_STRATEGY,
     thresholds: list[float] | None = None,
     force: bool = False,
     studies: list[str] | None = None,
@@ -47,11 +48,13 @@ def evaluate(
     ["fashion-mnist"]), `limit` test images each (spread over the classes; None: all).
 
     `roots` maps benchmark names to their data folders (CIFAR, image folders, torchvision).
+    `k`, `p`: None means the model default (what `asif serve` serves).
     `studies`: any of "anchors", "kp", "strategy", with their grids `anchor_counts`,
     `anchor_seeds`, `ks`, `ps`. `compare_to`: a version to compare with (default: the
     previous evaluated version). Settings already evaluated for this version are not
     recomputed unless `force`. Returns the summary rows, plot paths and comparisons.
     """
+    config = EvalConfig.overriding(k, p, strategy)
     unknown = sorted(set(studies or []) - set(STUDIES))
     if unknown:
         raise ValueError(f"unknown studies {unknown}; choose from {STUDIES}")
@@ -73,11 +76,9 @@ def evaluate(
     )
     run_id = str(flow_run.get_id() or "")
     data = load_benchmarks(benchmarks or ["fashion-mnist"], split, limit, roots or {})
-    rows = evaluate_main(setup, data, k, p, strategy, thresholds, force, run_id)
-    results = [
-        study(name, setup, data, options, k, p, strategy, force, run_id) for name in studies or []
-    ]
-    comparisons = compare(setup, rows, data, compare_to, k, p, strategy, storage_options)
+    rows = evaluate_main(setup, data, config, thresholds, force, run_id)
+    results = [study(name, setup, data, options, config, force, run_id) for name in studies or []]
+    comparisons = compare(setup, rows, data, compare_to, config, storage_options)
     curve = publish(setup, rows, results, comparisons)
     return {
         "table_uri": table_uri,

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from asif.evaluation.benchmarks import Benchmark, load_benchmark
 from asif.evaluation.compare import Comparison, compare_rows, compare_with_previous
-from asif.evaluation.evaluate import evaluate_version
+from asif.evaluation.evaluate import EvalConfig, evaluate_version
 from asif.evaluation.evaluations_table import Row
 from asif.evaluation.plots import Plot, curve_plot
 from asif.evaluation.report import image_markdown, markdown_table
@@ -32,9 +32,7 @@ def load_benchmarks(
 def evaluate_main(
     setup: EvaluationSetup,
     benchmarks: list[Benchmark],
-    k: int,
-    p: float,
-    strategy: str,
+    config: EvalConfig,
     thresholds: list[float] | None,
     force: bool,
     run_id: str,
@@ -43,9 +41,7 @@ def evaluate_main(
     rows = evaluate_version(
         setup.table,
         benchmarks,
-        k=k,
-        p=p,
-        strategy=strategy,
+        [config],
         thresholds=thresholds,
         cache=setup.cache,
         evaluations=setup.evaluations,
@@ -72,13 +68,12 @@ def study(
     setup: EvaluationSetup,
     benchmarks: list[Benchmark],
     options: StudyOptions,
-    k: int,
-    p: float,
-    strategy: str,
+    config: EvalConfig,
     force: bool,
     run_id: str,
 ) -> StudyResult:
-    """One study on the version, written to the evaluations table and plotted."""
+    """One study on the version, varying `config`, written to the evaluations table and
+    plotted."""
     return run_study(
         name,
         setup.table,
@@ -87,9 +82,7 @@ def study(
         cache=setup.cache,
         evaluations=setup.evaluations,
         options=options,
-        k=k,
-        p=p,
-        strategy=strategy,
+        base=config,
         force=force,
         run_id=run_id,
     )
@@ -101,9 +94,7 @@ def compare(
     rows: list[Row],
     benchmarks: list[Benchmark],
     compare_to: int | None,
-    k: int,
-    p: float,
-    strategy: str,
+    config: EvalConfig,
     storage_options: Mapping[str, str] | None,
 ) -> list[Comparison]:
     """Compare with version `compare_to` (evaluated if needed), else the previous evaluated
@@ -115,9 +106,7 @@ def compare(
     before = evaluate_version(
         other,
         benchmarks,
-        k=k,
-        p=p,
-        strategy=strategy,
+        [config],
         cache=setup.cache,
         evaluations=setup.evaluations,
     )

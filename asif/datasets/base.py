@@ -12,10 +12,11 @@ from asif.encoders.base import ImageInput
 
 @dataclass(frozen=True)
 class LabelledImages:
-    """`images[i]` shows class `class_names[labels[i]]`."""
+    """`images[i]` shows class `class_names[labels[i]]`; `images` is an (n, h, w[, c]) uint8
+    array for sets held in memory, else a sequence (file paths, decoded on access)."""
 
     name: str
-    images: Sequence[ImageInput]
+    images: np.ndarray | Sequence[ImageInput]
     labels: np.ndarray
     class_names: list[str]
 
@@ -29,8 +30,9 @@ class LabelledImages:
     def subset(self, rows: np.ndarray) -> LabelledImages:
         """The images at `rows`."""
         rows = np.asarray(rows)
+        images: np.ndarray | Sequence[ImageInput]
         if isinstance(self.images, np.ndarray):
-            images: Sequence[ImageInput] = self.images[rows]
+            images = self.images[rows]
         else:
             images = [self.images[i] for i in rows]
         return LabelledImages(self.name, images, self.labels[rows], self.class_names)

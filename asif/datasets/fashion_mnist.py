@@ -33,6 +33,11 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+def installed(root: str | Path = FASHION_MNIST_ROOT) -> bool:
+    """Whether both splits are at `root` (the Debian package is optional)."""
+    return all((Path(root) / f"{f}-images-idx3-ubyte.gz").is_file() for f in _FILES.values())
+
+
 def fashion_mnist(split: str = "test", root: str | Path = FASHION_MNIST_ROOT) -> LabelledImages:
     """The 60k train or 10k test 28x28 grayscale images with their 10 clothing classes."""
     if split not in _FILES:

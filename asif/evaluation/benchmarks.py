@@ -1,9 +1,13 @@
-"""Benchmark datasets behind one interface: `load_benchmark(name, split, root, limit)`.
+"""Benchmarks: what a zero-shot evaluation measures on, behind one interface,
+`load_benchmark(name, split, root, limit)`.
 
-Registered names: "fashion-mnist" and "digits" (ship here), "cifar10" / "cifar100" (the
-python-pickle archives: a folder or the `.tar.gz`), "imagenet", "imagenet-v2", "pets" and
-"image-folder" (a `root/<class>/<image>` tree, optionally `root/<split>/<class>/<image>`),
-and "torchvision:<Name>" (`torchvision.datasets.<Name>(root, download=False)`).
+A `Benchmark` is a labelled image set (`asif.datasets.LabelledImages`, or one read here from
+an archive, a folder tree or torchvision) plus the prompt templates to classify it with and a
+key naming the exact images. Registered names: "fashion-mnist" and "digits" (ship here),
+"cifar10" / "cifar100" (the python-pickle archives: a folder or the `.tar.gz`), "imagenet",
+"imagenet-v2", "pets" and "image-folder" (a `root/<class>/<image>` tree, optionally
+`root/<split>/<class>/<image>`), and "torchvision:<Name>" (`torchvision.datasets.<Name>(root,
+download=False)`).
 """
 
 from __future__ import annotations
@@ -16,20 +20,16 @@ import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from asif.datasets import FASHION_MNIST_ROOT, LabelledImages, digits, fashion_mnist
+from asif.encoders.images import IMAGE_SUFFIXES
 from asif.evaluation.imagenet import imagenet_class_names
-from asif.evaluation.templates import (
-    CIFAR_TEMPLATES,
-    DEFAULT_TEMPLATES,
-    IMAGENET_TEMPLATES,
-    PETS_TEMPLATES,
-)
+from asif.evaluation.templates import CIFAR_TEMPLATES, IMAGENET_TEMPLATES, PETS_TEMPLATES
+from asif.model.zero_shot import DEFAULT_TEMPLATES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 ClassNames = Mapping[str, str] | Sequence[str] | str | Path | None
 """Folder name -> class name: a mapping, a list indexed by integer folder names, a JSON file."""
 
@@ -68,15 +68,7 @@ def _fashion_mnist(split: str, root: Path | None, **_: Any) -> tuple[LabelledIma
 
 
 def _digits(split: str, root: Path | None, **_: Any) -> tuple[LabelledImages, tuple]:
-    """scikit-learn digits, split in two fixed halves ("train", "test") or "all"."""
-    data = digits()
-    if split == "all":
-        return data, DEFAULT_TEMPLATES
-    if split not in ("train", "test"):
-        raise ValueError(f"digits split must be 'train', 'test' or 'all', got {split!r}")
-    order = np.random.default_rng(0).permutation(len(data))
-    half = order[: len(order) // 2] if split == "train" else order[len(order) // 2 :]
-    return data.subset(np.sort(half)), DEFAULT_TEMPLATES
+    return digits(split), DEFAULT_TEMPLATES
 
 
 # ----------------------------------------------------------------------------------- CIFAR
@@ -90,19 +82,25 @@ def _unpickle(raw: bytes) -> dict[str, Any]:
 def _cifar_files(root: Path) -> Callable[[str], bytes]:
     """A reader of archive members by base name, from a folder (or a parent) or a .tar.gz."""
     if root.is_file():
+        members: dict[str, bytes] = {}
         with tarfile.open(root) as tar:
-            members = {
-                Path(m.name).name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()
-            }
-        return lambda name: members[name]
+            for m in tar.getmembers():
+                f = tar.extractfile(m) if m.isfile() else None
+                if f is not None:
+                    members[Path(m.name).name] = f.read()
+        return members.__getitem__
     folders = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
     for folder in folders:
         if (folder / "test_batch").is_file() or (folder / "test").is_file():
-            return lambda name, folder=folder: (folder / name).read_bytes()
+            return _folder_reader(folder)
     raise FileNotFoundError(
         f"no CIFAR python archive at {root}: expected data_batch_*/test_batch/batches.meta "
         "(CIFAR-10) or train/test/meta (CIFAR-100), in it, a subfolder, or a .tar.gz"
     )
+
+
+def _folder_reader(folder: Path) -> Callable[[str], bytes]:
+    return lambda name: (folder / name).read_bytes()
 
 
 def load_cifar(root: str | Path, split: str = "test", fine: bool = True) -> LabelledImages:
@@ -139,11 +137,15 @@ def _cifar(split: str, root: Path | None, **_: Any) -> tuple[LabelledImages, tup
 def _class_name_map(class_names: ClassNames) -> Callable[[str], str]:
     if class_names is None:
         return lambda folder: folder.replace("_", " ")
-    if isinstance(class_names, str | Path):
-        class_names = json.loads(Path(class_names).read_text())
-    if isinstance(class_names, Mapping):
-        return lambda folder: str(class_names.get(folder, folder))
-    names = list(class_names)
+    given: Mapping[str, str] | Sequence[str] = (
+        json.loads(Path(class_names).read_text())
+        if isinstance(class_names, str | Path)
+        else class_names
+    )
+    if isinstance(given, Mapping):
+        mapping = given
+        return lambda folder: str(mapping.get(folder, folder))
+    names = list(given)
     return lambda folder: names[int(folder)] if folder.isdigit() else folder
 
 
@@ -200,7 +202,13 @@ class _DatasetImages(Sequence):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int) -> Any:
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return [self.dataset[j][0] for j in range(*i.indices(len(self)))]
         return self.dataset[i][0]
 
 
@@ -264,12 +272,18 @@ def limit_rows(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
     return np.sort(picked)
 
 
-def benchmark_key(name: str, split: str, root: Path | None, extra: Mapping, limit, seed) -> str:
+def file_safe(name: str) -> str:
+    """`name` with every character but letters, digits and `-_.` replaced by `_`."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def benchmark_key(
+    name: str, split: str, root: Path | None, extra: Mapping, limit: int | None, seed: int
+) -> str:
     """A readable, file-name-safe key of the exact benchmark images."""
     where = json.dumps([str(root) if root else None, extra], sort_keys=True, default=str)
     digest = hashlib.sha256(where.encode()).hexdigest()[:8]
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-    return f"{safe}-{split}-{limit if limit else 'all'}-s{seed}-{digest}"
+    return f"{file_safe(name)}-{split}-{limit if limit else 'all'}-s{seed}-{digest}"
 
 
 def load_benchmark(

@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from asif.evaluation.evaluations_table import EvaluationsTable, Row
+from asif.store.sql import quote
 
 
 @dataclass(frozen=True)
@@ -104,20 +105,16 @@ def compare_rows(before: Row, after: Row, tolerance: float = 0.0) -> Comparison:
     )
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def previous_row(evaluations: EvaluationsTable, row: Row) -> Row | None:
     """The newest stored row of the same table, benchmark and settings at the closest earlier
     table version, if any."""
     where = " AND ".join(
         [
-            f"table_uri = {_quote(row['table_uri'])}",
-            f"table_name = {_quote(row['table_name'])}",
-            f"benchmark_key = {_quote(row['benchmark_key'])}",
-            f"study = {_quote(row['study'])}",
-            f"strategy = {_quote(row['strategy'])}",
+            f"table_uri = {quote(row['table_uri'])}",
+            f"table_name = {quote(row['table_name'])}",
+            f"benchmark_key = {quote(row['benchmark_key'])}",
+            f"study = {quote(row['study'])}",
+            f"strategy = {quote(row['strategy'])}",
             f"k = {int(row['k'])}",
             f"p = {float(row['p'])}",
             f"table_version < {int(row['table_version'])}",

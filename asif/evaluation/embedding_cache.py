@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from asif.encoders.base import ImageEncoder, TextEncoder
-from asif.evaluation.benchmarks import Benchmark
+from asif.evaluation.benchmarks import Benchmark, file_safe
+from asif.files import atomic_file, atomic_write_text
 
 ENV_CACHE_DIR = "ASIF_EVAL_CACHE"
 
@@ -37,18 +37,12 @@ def default_cache_dir(table_uri: str | None = None) -> Path:
     return Path.home() / ".cache" / "asif" / "evaluation"
 
 
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-
-
 def _save_atomic(path: Path, array: np.ndarray, meta: dict | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, array)
+    """Write `meta` (the .json beside it) first: readers look for the .npy, then read both."""
     if meta is not None:
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, path)
+        atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
+    with atomic_file(path) as f:
+        np.save(f, array)
 
 
 def _labels_sha(labels: np.ndarray) -> str:
@@ -63,11 +57,11 @@ class EmbeddingCache:
         self.stats: Counter[str] = Counter()
 
     def image_path(self, benchmark: Benchmark, encoder_name: str) -> Path:
-        return self.root / "images" / _slug(encoder_name) / f"{benchmark.key}.npy"
+        return self.root / "images" / file_safe(encoder_name) / f"{benchmark.key}.npy"
 
     def text_path(self, texts: Sequence[str], encoder_name: str) -> Path:
         digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:32]
-        return self.root / "texts" / _slug(encoder_name) / f"{digest}.npy"
+        return self.root / "texts" / file_safe(encoder_name) / f"{digest}.npy"
 
     def image_embeddings(
         self,

@@ -3,7 +3,9 @@
 Benchmark and prompt embeddings come from the `EmbeddingCache`; only the ASIF step (relative
 representations and scores) runs per anchor version and setting. With an `EvaluationsTable`,
 settings already measured for this version are read back instead of recomputed (unless
-`force`), and new rows are appended.
+`force`), and new rows are appended. Unless a config says otherwise, a version is measured
+with the settings every model starts with (`asif.model.settings`), which are the ones
+`asif serve` serves.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from asif.evaluation.benchmarks import Benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
 from asif.evaluation.evaluations_table import EvaluationsTable, Row
 from asif.model import AsifModel
-from asif.model.folder import model_from_table
+from asif.model.from_table import model_from_table
 from asif.model.relative import SparseRelative
-from asif.model.zero_shot import Prediction, Strategy, prompts
+from asif.model.settings import DEFAULT_K, DEFAULT_P
+from asif.model.zero_shot import DEFAULT_STRATEGY, Prediction, Strategy, check_strategy, prompts
 from asif.store.table import AnchorTable
 
 CURVE_QUANTILES = tuple(np.round(np.linspace(0.0, 0.95, 20), 2))
@@ -37,14 +40,30 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One measurement setting; `n_anchors` None means every anchor of the version."""
+    """One measurement setting: the model's k and p (by default the model defaults, so what
+    is measured is what is served), the template strategy, and the anchors used
+    (`n_anchors` None: every anchor of the version; else a random subset drawn with
+    `subset_seed`). `study` names the experiment the row belongs to."""
 
-    k: int = 50
-    p: float = 8.0
-    strategy: Strategy = "max"
+    k: int = DEFAULT_K
+    p: float = DEFAULT_P
+    strategy: Strategy = DEFAULT_STRATEGY
     n_anchors: int | None = None
     subset_seed: int = 0
     study: str = "main"
+
+    def __post_init__(self) -> None:
+        check_strategy(self.strategy)
+        if type(self.p) is int:  # p=8 and p=8.0: one settings key (values checked on use)
+            object.__setattr__(self, "p", float(self.p))
+
+    @classmethod
+    def overriding(
+        cls, k: int | None = None, p: float | None = None, strategy: Strategy = DEFAULT_STRATEGY
+    ) -> EvalConfig:
+        """The default config with the settings that are not None replaced: how a caller
+        whose parameters default to "the model's setting" (None) builds its config."""
+        return cls(DEFAULT_K if k is None else k, DEFAULT_P if p is None else p, strategy)
 
 
 @dataclass(frozen=True)
@@ -107,15 +126,15 @@ def anchor_subset(model: AsifModel, n_anchors: int | None, seed: int) -> AsifMod
     if n_anchors is None or n_anchors >= len(model):
         return model
     rows = np.sort(np.random.default_rng(seed).choice(len(model), n_anchors, replace=False))
-    return model.with_anchors(model.anchors.take(rows))
+    return model.with_anchors(
+        model.anchors.take(rows), model.exact_scan("an anchor subset").take(rows)
+    )
 
 
 def _variant(base: AsifModel, config: EvalConfig) -> AsifModel:
-    """A copy of `base` over the config's anchors, with its k and p."""
+    """`base` over the config's anchors, with its k and p (checked by `ModelSettings`)."""
     model = anchor_subset(base, config.n_anchors, config.subset_seed)
-    model = model.with_anchors(model.anchors)
-    model.k, model.p = config.k, config.p
-    return model
+    return model.with_settings(k=config.k, p=config.p)
 
 
 def evaluate_version(
@@ -123,9 +142,6 @@ def evaluate_version(
     benchmarks: Sequence[Benchmark],
     configs: Sequence[EvalConfig] | None = None,
     *,
-    k: int = 50,
-    p: float = 8.0,
-    strategy: Strategy = "max",
     thresholds: Sequence[float] | None = None,
     cache: EmbeddingCache,
     evaluations: EvaluationsTable | None = None,
@@ -133,13 +149,14 @@ def evaluate_version(
     run_id: str | None = None,
     batch_size: int = 32,
 ) -> list[Row]:
-    """Evaluate the table's version on each benchmark under each config (default: one config
-    from k, p, strategy); returns one row per (config, benchmark), in that order.
+    """Evaluate the table's version on each benchmark under each config (default: one
+    `EvalConfig()`, the served settings); returns one row per (config, benchmark), in that
+    order.
 
     With `evaluations`, rows already stored for the same settings are returned as stored and
     not recomputed (unless `force`); new rows are appended to it.
     """
-    configs = list(configs) if configs else [EvalConfig(k, p, strategy)]
+    configs = list(configs) if configs else [EvalConfig()]
     run_id = run_id or uuid.uuid4().hex
     keys = {(c, b.key): settings_key(table, b, c, thresholds) for c in configs for b in benchmarks}
     stored = evaluations.find(list(keys.values())) if evaluations and not force else {}
@@ -164,14 +181,19 @@ def _measure(
     batch_size: int,
 ) -> dict[str, Row]:
     base = model_from_table(table)
-    image_encoder = cache_loader(load_image_encoder, base.image_encoder_name)
-    text_encoder = cache_loader(load_text_encoder, base.text_encoder_name)
+    models: dict[tuple, AsifModel] = {}
+    for c in configs:  # before embedding anything, so bad settings fail fast
+        if _variant_key(c) not in models:
+            models[_variant_key(c)] = _variant(base, c)
+    names = base.settings
+    image_encoder = cache_loader(load_image_encoder, names.image_encoder)
+    text_encoder = cache_loader(load_text_encoder, names.text_encoder)
     embedded = {}
     for b in benchmarks:
         start = time.perf_counter()
-        images = cache.image_embeddings(b, base.image_encoder_name, image_encoder, batch_size)
+        images = cache.image_embeddings(b, names.image_encoder, image_encoder, batch_size)
         texts = cache.text_embeddings(
-            prompts(b.class_names, b.templates), base.text_encoder_name, text_encoder
+            prompts(b.class_names, b.templates), names.text_encoder, text_encoder
         )
         embedded[b.key] = (images, texts, time.perf_counter() - start)
     tags = ",".join(sorted(t for t, v in table.tags().items() if v == table.version))
@@ -182,16 +204,13 @@ def _measure(
         "table_version": table.version,
         "table_tags": tags or None,
         "table_rows": len(base),
-        "image_encoder": base.image_encoder_name,
-        "text_encoder": base.text_encoder_name,
+        "image_encoder": names.image_encoder,
+        "text_encoder": names.text_encoder,
     }
     rows: dict[str, Row] = {}
-    models: dict[tuple, AsifModel] = {}
     relatives: dict[tuple, SparseRelative] = {}
     for c in configs:
-        variant = (c.n_anchors, c.subset_seed, c.k, c.p)
-        if variant not in models:
-            models[variant] = _variant(base, c)
+        variant = _variant_key(c)
         model = models[variant]
         for b in benchmarks:
             images, texts, embed_seconds = embedded[b.key]
@@ -209,8 +228,8 @@ def _measure(
                 "study": c.study,
                 "n_anchors": len(model),
                 "subset_seed": c.subset_seed if c.n_anchors is not None else None,
-                "k": c.k,
-                "p": c.p,
+                "k": model.settings.k,
+                "p": model.settings.p,
                 "strategy": c.strategy,
                 "benchmark": b.name,
                 "benchmark_key": b.key,
@@ -231,6 +250,11 @@ def _measure(
                 "asif_seconds": time.perf_counter() - start,
             }
     return rows
+
+
+def _variant_key(config: EvalConfig) -> tuple:
+    """What makes two configs share a model (and its image relative representations)."""
+    return config.n_anchors, config.subset_seed, config.k, config.p
 
 
 def cache_loader(load: Callable[[str], T], name: str) -> Callable[[], T]:

@@ -27,6 +27,8 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
+from asif.store.sql import quote
+
 DEFAULT_NAME = "evaluations"
 _f64, _i64, _str = pa.float64(), pa.int64(), pa.string()
 EVALUATIONS_SCHEMA = pa.schema(
@@ -68,10 +70,6 @@ EVALUATIONS_SCHEMA = pa.schema(
 )
 
 Row = dict[str, Any]
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class EvaluationsTable:
@@ -117,7 +115,7 @@ class EvaluationsTable:
         """The newest row of each of these settings keys that has one."""
         if not settings_keys:
             return {}
-        keys = ", ".join(_quote(k) for k in dict.fromkeys(settings_keys))
+        keys = ", ".join(quote(k) for k in dict.fromkeys(settings_keys))
         found: dict[str, Row] = {}
         rows = self.read(f"settings_key IN ({keys})").to_pylist()
         for row in sorted(rows, key=lambda r: r["evaluated_at"]):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from asif.evaluation.embedding_cache import EmbeddingCache, default_cache_dir
 from asif.evaluation.evaluations_table import DEFAULT_NAME, EvaluationsTable
+from asif.store.location import TableLocation
 from asif.store.table import AnchorTable
 
 
@@ -34,10 +35,12 @@ def open_setup(
     storage_options: Mapping[str, str] | None = None,
 ) -> EvaluationSetup:
     """Open the table at `version` (None: latest) and the evaluations table (default: in the
-    same database); the cache and plots default to folders in a local database."""
-    table = AnchorTable.open(table_uri, table_name, storage_options, version=version)
+    same database); the cache and plots default to folders in a local database.
+    `storage_options` default to the environment's (`TableLocation.from_env`)."""
+    location = TableLocation.from_env(table_uri, table_name, storage_options)
+    table = location.open(version)
     evaluations_uri = evaluations_uri or table_uri
-    evaluations = EvaluationsTable.open(evaluations_uri, evaluations_name, storage_options)
+    evaluations = EvaluationsTable.open(evaluations_uri, evaluations_name, location.storage_options)
     if plots_dir is None:
         local = "://" not in evaluations_uri
         base = Path(evaluations_uri) if local else Path.home() / ".cache" / "asif"

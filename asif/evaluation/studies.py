@@ -1,12 +1,13 @@
 """Studies: accuracy vs number of anchors, a k x p sweep, and the template strategies (max vs
-mean). Each is a list of `EvalConfig`s run by `evaluate_version` (so its rows land in the
-evaluations table with `study` set), a PNG plot and a markdown table.
+mean). Each varies one part of a base `EvalConfig` (by default the served settings), runs the
+configs with `evaluate_version` (so its rows land in the evaluations table with `study` set),
+and draws a PNG plot and a markdown table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from asif.evaluation.benchmarks import Benchmark
@@ -15,7 +16,7 @@ from asif.evaluation.evaluate import EvalConfig, evaluate_version
 from asif.evaluation.evaluations_table import EvaluationsTable, Row
 from asif.evaluation.plots import Plot, anchors_plot, curve_plot, kp_plot
 from asif.evaluation.report import SUMMARY_COLUMNS, markdown_table
-from asif.model.zero_shot import STRATEGIES, Strategy
+from asif.model.zero_shot import STRATEGIES
 from asif.store.table import AnchorTable
 
 STUDIES = ("anchors", "kp", "strategy")
@@ -41,27 +42,26 @@ class StudyResult:
     markdown: str
 
 
-def anchor_configs(
-    n_table: int, options: StudyOptions, k: int, p: float, strategy: Strategy
-) -> list[EvalConfig]:
+def anchor_configs(n_table: int, options: StudyOptions, base: EvalConfig) -> list[EvalConfig]:
     """Random anchor subsets of each count below `n_table` (one per seed), plus all anchors."""
+    study = replace(base, study="anchors")
     counts = [n for n in options.anchor_counts if n < n_table]
-    configs = [
-        EvalConfig(k, p, strategy, n, seed, "anchors")
+    subsets = [
+        replace(study, n_anchors=n, subset_seed=seed)
         for n in counts
         for seed in options.anchor_seeds
     ]
-    return [*configs, EvalConfig(k, p, strategy, None, 0, "anchors")]
+    return [*subsets, replace(study, n_anchors=None, subset_seed=0)]
 
 
-def kp_configs(options: StudyOptions, strategy: Strategy) -> list[EvalConfig]:
+def kp_configs(options: StudyOptions, base: EvalConfig) -> list[EvalConfig]:
     """Every (k, p) of the grid."""
-    return [EvalConfig(k, p, strategy, study="kp") for k in options.ks for p in options.ps]
+    return [replace(base, k=k, p=p, study="kp") for k in options.ks for p in options.ps]
 
 
-def strategy_configs(k: int, p: float) -> list[EvalConfig]:
-    """The same k, p with each template strategy."""
-    return [EvalConfig(k, p, s, study="strategy") for s in STRATEGIES]
+def strategy_configs(base: EvalConfig) -> list[EvalConfig]:
+    """The base config with each template strategy."""
+    return [replace(base, strategy=s, study="strategy") for s in STRATEGIES]
 
 
 def run_study(
@@ -73,19 +73,19 @@ def run_study(
     cache: EmbeddingCache,
     evaluations: EvaluationsTable | None = None,
     options: StudyOptions = StudyOptions(),
-    k: int = 50,
-    p: float = 8.0,
-    strategy: Strategy = "max",
+    base: EvalConfig | None = None,
     force: bool = False,
     run_id: str | None = None,
 ) -> StudyResult:
-    """Run study `name` (one of `STUDIES`) on the table's version; plot to `out_dir`."""
+    """Run study `name` (one of `STUDIES`) on the table's version, varying `base` (default
+    `EvalConfig()`: the served settings); plot to `out_dir`."""
+    base = base or EvalConfig()
     if name == "anchors":
-        configs = anchor_configs(len(table), options, k, p, strategy)
+        configs = anchor_configs(len(table), options, base)
     elif name == "kp":
-        configs = kp_configs(options, strategy)
+        configs = kp_configs(options, base)
     elif name == "strategy":
-        configs = strategy_configs(k, p)
+        configs = strategy_configs(base)
     else:
         raise ValueError(f"unknown study {name!r}; one of {STUDIES}")
     rows = evaluate_version(

@@ -1,4 +1,6 @@
-"""Zero-shot prompt templates per benchmark: CLIP's CIFAR (18) and ImageNet (80) sets.
+"""Zero-shot prompt templates per benchmark: CLIP's CIFAR (18) and ImageNet (80) sets, and the
+library's default set (`asif.model.zero_shot.DEFAULT_TEMPLATES`, defined there only) for the
+rest.
 
 Sources: OpenAI CLIP's `Prompt_Engineering_for_ImageNet.ipynb` (the 80 ImageNet templates, as in
 open_clip's `zero_shot_metadata.py`) and CLIP's `data/prompts.md` (the 18 CIFAR templates).
@@ -6,11 +8,7 @@ open_clip's `zero_shot_metadata.py`) and CLIP's `data/prompts.md` (the 18 CIFAR 
 
 from __future__ import annotations
 
-DEFAULT_TEMPLATES: tuple[str, ...] = (
-    "a photo of a {}.",
-    "a photo of the {}.",
-    "an image of a {}.",
-)
+from asif.model.zero_shot import DEFAULT_TEMPLATES
 
 CIFAR_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",

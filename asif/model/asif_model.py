@@ -23,6 +23,7 @@ from asif.model.folder import read_folder, write_folder
 from asif.model.relative import SparseRelative, normalize_rows, relative, similarity
 from asif.model.settings import DEFAULT_K, DEFAULT_P, ModelSettings
 from asif.model.zero_shot import (
+    DEFAULT_STRATEGY,
     DEFAULT_TEMPLATES,
     Prediction,
     Strategy,
@@ -211,7 +212,7 @@ class AsifModel:
         self,
         class_names: Sequence[str],
         templates: Sequence[str] = DEFAULT_TEMPLATES,
-        strategy: Strategy = "max",
+        strategy: Strategy = DEFAULT_STRATEGY,
         prompt_embeddings: np.ndarray | None = None,
     ) -> ZeroShotClassifier:
         """A classifier over `class_names`; prompt embeddings are computed unless given."""
@@ -226,7 +227,7 @@ class AsifModel:
         images: Sequence[ImageInput],
         class_names: Sequence[str],
         templates: Sequence[str] = DEFAULT_TEMPLATES,
-        strategy: Strategy = "max",
+        strategy: Strategy = DEFAULT_STRATEGY,
         threshold: float | None = None,
         progress: bool = False,
     ) -> Prediction:
@@ -251,7 +252,7 @@ class AsifModel:
         image: ImageInput,
         class_names: Sequence[str],
         templates: Sequence[str] = DEFAULT_TEMPLATES,
-        strategy: Strategy = "max",
+        strategy: Strategy = DEFAULT_STRATEGY,
         label: str | None = None,
         top: int = 5,
     ) -> Explanation:

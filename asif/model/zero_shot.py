@@ -15,6 +15,7 @@ from asif.model.relative import SparseRelative, similarity
 
 Strategy = Literal["max", "mean"]
 STRATEGIES: tuple[Strategy, ...] = ("max", "mean")
+DEFAULT_STRATEGY: Strategy = "max"  # the reference's: every (class, template) prompt competes
 UNKNOWN = "unknown"
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
 
@@ -105,7 +106,7 @@ class ZeroShotClassifier:
         class_names: Sequence[str],
         templates: Sequence[str],
         prompt_relative: SparseRelative,
-        strategy: Strategy = "max",
+        strategy: Strategy = DEFAULT_STRATEGY,
     ) -> ZeroShotClassifier:
         """Build from the relative representations of `prompts(class_names, templates)`."""
         check_strategy(strategy)

@@ -126,17 +126,23 @@ class LiveModel:
     def _load(self, view: AnchorTable) -> Snapshot:
         start = time.perf_counter()
         settings = table_settings(view).replace(k=self.k, p=self.p)
-        encoders = dict(image_encoder=self.image_encoder, text_encoder=self.text_encoder)
+        image, text = self.image_encoder, self.text_encoder
         ids = None
         if self.approximate:
-            model = index_model_from_table(view, search=self.search, settings=settings, **encoders)
+            model = index_model_from_table(
+                view, search=self.search, settings=settings, image_encoder=image, text_encoder=text
+            )
         else:
             if self.cache_dir is None:
                 exact = model_from_table(
-                    view, precision=self.precision, settings=settings, **encoders
-                )
+                    view, precision=self.precision, settings=settings,
+                    image_encoder=image, text_encoder=text,
+                )  # fmt: skip
             else:
-                exact = cached_model(view, self.cache_dir, self.precision, settings, **encoders)
+                exact = cached_model(
+                    view, self.cache_dir, self.precision, settings,
+                    image_encoder=image, text_encoder=text,
+                )  # fmt: skip
             model = updatable(exact, copy=self.cache_dir is None)
             ids = pa.array(exact.anchors.ids, pa.string())
         return Snapshot(model, view, ids, "full", time.perf_counter() - start)

@@ -32,7 +32,12 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
-from asif.errors import DimensionMismatchError, EncoderMismatchError, SchemaMismatchError
+from asif.errors import (
+    DimensionMismatchError,
+    EncoderMismatchError,
+    SchemaMismatchError,
+    TableNotFoundError,
+)
 from asif.store.batch import check_encoders, conform_batch
 from asif.store.schema import (
     CAPTION,
@@ -161,9 +166,17 @@ class AnchorTable:
         version: int | str | None = None,
     ) -> AnchorTable:
         """Open a table: the latest version (writable) or a version number or tag (read-only)."""
-        tbl = cls._connect(uri, storage_options).open_table(name)
+        try:
+            tbl = cls._connect(uri, storage_options).open_table(name)
+        except ValueError:  # lancedb 0.40: "Table 'x' was not found"
+            raise TableNotFoundError(f"no anchor table {name!r} at {uri}") from None
         if version is not None:
-            tbl.checkout(version)
+            try:
+                tbl.checkout(version)
+            except ValueError:  # "Version 9 no longer exists", also for unknown tags
+                raise TableNotFoundError(
+                    f"anchor table {name!r} at {uri} has no version or tag {version!r}"
+                ) from None
         return cls(
             tbl, uri=uri, name=name, storage_options=storage_options, read_only=version is not None
         )

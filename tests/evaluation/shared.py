@@ -19,7 +19,8 @@ import numpy as np
 from asif.datasets import fashion_mnist
 from asif.demo import anchor_captions
 from asif.encoders import load_image_encoder, load_text_encoder
-from asif.store.table import AnchorTable, build_anchor_batch
+from asif.store.batch import build_anchor_batch
+from asif.store.table import AnchorTable
 
 IMAGE_ENCODER = "efficientnet-lite0"
 TEXT_ENCODER = "all-MiniLM-L6-v2"

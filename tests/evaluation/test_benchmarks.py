@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from asif.evaluation.benchmarks import limit_rows, load_benchmark, load_cifar, load_image_folder
-from asif.evaluation.templates import CIFAR_TEMPLATES, DEFAULT_TEMPLATES, IMAGENET_TEMPLATES
+from asif.evaluation.templates import CIFAR_TEMPLATES, IMAGENET_TEMPLATES
+from asif.model.zero_shot import DEFAULT_TEMPLATES
 
 
 def _batch(n: int, n_classes: int, label_key: bytes, seed: int) -> dict:
@@ -123,6 +124,7 @@ def test_shipped_sets_and_limits():
     assert fm.data.images.shape == (50, 28, 28)
     assert fm.key == load_benchmark("fashion-mnist", limit=50).key
     assert fm.key != load_benchmark("fashion-mnist", limit=50, seed=1).key
+    assert fm.templates == DEFAULT_TEMPLATES  # the library's default prompts, not a copy
     train, test = load_benchmark("digits", "train"), load_benchmark("digits", "test")
     assert len(train) + len(test) == 1797 and test.class_names[0] == "zero"
     with pytest.raises(ValueError, match="unknown benchmark"):

@@ -4,16 +4,38 @@ held-out test images as the benchmark."""
 import numpy as np
 import pytest
 
+from asif.errors import SettingsError, StrategyError
+from asif.evaluation.embedding_cache import EmbeddingCache
 from asif.evaluation.evaluate import EvalConfig, evaluate_version, settings_key, unknown_curve
 from asif.evaluation.evaluations_table import EVALUATIONS_SCHEMA, EvaluationsTable
+from asif.model.settings import ModelSettings
 from asif.model.zero_shot import Prediction
 from tests.evaluation.shared import K
 
 
+def test_default_config_measures_the_model_defaults():
+    served = ModelSettings("any", "any")
+    assert (EvalConfig().k, EvalConfig().p) == (served.k, served.p)
+    assert EvalConfig.overriding() == EvalConfig()
+    assert EvalConfig.overriding(k=7) == EvalConfig(k=7, p=served.p)
+    assert EvalConfig.overriding(p=2, strategy="mean") == EvalConfig(served.k, 2.0, "mean")
+    assert EvalConfig(p=8) == EvalConfig(p=8.0)  # one settings key
+    with pytest.raises(StrategyError):
+        EvalConfig(strategy="median")
+
+
+def test_bad_settings_fail_before_anything_is_embedded(anchor_table, benchmark, tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    with pytest.raises(SettingsError, match="k must be"):
+        evaluate_version(anchor_table, [benchmark], [EvalConfig(k=0)], cache=cache)
+    assert not cache.stats
+
+
 def test_accuracy_far_above_chance(anchor_table, benchmark, cache):
-    (row,) = evaluate_version(anchor_table, [benchmark], k=K, cache=cache)
+    (row,) = evaluate_version(anchor_table, [benchmark], [EvalConfig(k=K)], cache=cache)
     assert row["top1"] >= 0.4, row["top1"]  # chance: 0.1
     assert row["top5"] >= row["top1"]
+    assert (row["k"], row["p"]) == (K, EvalConfig().p)
     assert row["table_version"] == anchor_table.version and row["study"] == "main"
     assert row["n_anchors"] == row["table_rows"] == len(anchor_table)
     assert row["image_encoder"] == "efficientnet-lite0"
@@ -47,8 +69,9 @@ def test_re_evaluation_is_a_no_op_unless_forced(anchor_table, benchmark, cache, 
     )
     assert len(evaluations) == 4 and cache.stats["image_misses"] == misses  # embeddings cached
     evaluate_version(
-        anchor_table, [benchmark], k=10, cache=cache, evaluations=evaluations, run_id="r"
-    )
+        anchor_table, [benchmark], [EvalConfig(k=10)], cache=cache, evaluations=evaluations,
+        run_id="r",
+    )  # fmt: skip
     assert len(evaluations) == 5
 
 

@@ -2,6 +2,7 @@ import json
 
 from PIL import Image
 
+from asif.evaluation.evaluate import EvalConfig
 from asif.evaluation.evaluations_table import EvaluationsTable
 from asif.evaluation.studies import StudyOptions, anchor_configs, run_study
 from tests.evaluation.shared import K
@@ -10,11 +11,11 @@ OPTIONS = StudyOptions(anchor_counts=(10, 40, 10**6), anchor_seeds=(0, 1), ks=(5
 
 
 def test_anchor_configs_drop_counts_above_the_table():
-    configs = anchor_configs(50, OPTIONS, K, 8.0, "max")
+    configs = anchor_configs(50, OPTIONS, EvalConfig(k=K, strategy="mean"))
     assert [(c.n_anchors, c.subset_seed) for c in configs] == [
         (10, 0), (10, 1), (40, 0), (40, 1), (None, 0)
     ]  # fmt: skip
-    assert {c.study for c in configs} == {"anchors"}
+    assert {(c.study, c.k, c.strategy) for c in configs} == {("anchors", K, "mean")}
 
 
 def test_studies_write_rows_plots_and_tables(anchor_table, benchmark, cache, tmp_path):
@@ -28,7 +29,7 @@ def test_studies_write_rows_plots_and_tables(anchor_table, benchmark, cache, tmp
             cache=cache,
             evaluations=evaluations,
             options=OPTIONS,
-            k=K,
+            base=EvalConfig(k=K),
         )  # fmt: skip
         for name in ("anchors", "kp", "strategy")
     }

@@ -6,6 +6,7 @@ from asif.evaluation.templates import (
     TEMPLATE_SETS,
     templates,
 )
+from asif.model import zero_shot
 
 
 def test_clip_template_sets():
@@ -19,5 +20,6 @@ def test_clip_template_sets():
 
 def test_lookup():
     assert templates("cifar") is CIFAR_TEMPLATES
+    assert templates("default") is zero_shot.DEFAULT_TEMPLATES  # defined once, in the library
     with pytest.raises(ValueError, match="unknown template set"):
         templates("nope")

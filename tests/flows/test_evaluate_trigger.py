@@ -16,7 +16,7 @@ import yaml
 
 from asif.evaluation.benchmarks import load_benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
-from asif.evaluation.evaluate import evaluate_version
+from asif.evaluation.evaluate import EvalConfig, evaluate_version
 from asif.evaluation.evaluations_table import EvaluationsTable
 from asif.store.table import AnchorTable
 from tests.evaluation.shared import TEST_LIMIT, K, make_anchor_table, session_cache_dir
@@ -101,7 +101,8 @@ def test_anchor_update_event_triggers_evaluation(prefect_server, tmp_path):  # n
     table = make_anchor_table(db, slice(0, FIRST_ROWS))
     cache_dir = session_cache_dir()
     benchmark = load_benchmark("fashion-mnist", limit=TEST_LIMIT)
-    evaluate_version(table, [benchmark], k=K, cache=EmbeddingCache(cache_dir))  # warm the cache
+    # warm the cache
+    evaluate_version(table, [benchmark], [EvalConfig(k=K)], cache=EmbeddingCache(cache_dir))
 
     params = {"limit": TEST_LIMIT, "k": K, "cache_dir": str(cache_dir)}
     prefect_file = _deployment_file(tmp_path, params)

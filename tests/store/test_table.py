@@ -198,3 +198,16 @@ def test_s3_create_upsert_reopen_read(s3_options):
     assert len(changed_rows(again, "v1").added) == 2
     ds = lance.dataset(again.dataset_uri, storage_options=s3_options)
     assert ds.count_rows() == 7 and ds.schema.metadata[b"asif.text_dim"] == b"4"
+
+
+def test_missing_tables_and_versions_are_a_clear_error(tmp_path):
+    from asif.errors import TableNotFoundError
+
+    with pytest.raises(TableNotFoundError, match="no anchor table 'anchors'"):
+        AnchorTable.open(str(tmp_path))
+    table = AnchorTable.create_or_open(
+        str(tmp_path), image_encoder="i", text_encoder="t", image_dim=2, text_dim=2
+    )
+    for version in (99, "no-such-tag"):
+        with pytest.raises(TableNotFoundError, match="no version or tag"):
+            table.at(version)

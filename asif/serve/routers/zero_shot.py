@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
 
+from asif.model.zero_shot import DEFAULT_STRATEGY
 from asif.serve import schemas
 from asif.serve.classifiers import Labels, Templates, snapshot_classifier
 from asif.serve.dependencies import Settings, Snap
@@ -22,7 +23,7 @@ def classify(
     image: ImageFile,
     labels: Labels,
     templates: Templates = None,
-    strategy: Annotated[str, Form(description='"max" or "mean" over templates')] = "max",
+    strategy: Annotated[str, Form(description='"max" or "mean" over templates')] = DEFAULT_STRATEGY,
     threshold: Annotated[float | None, Form(description='"unknown" below this')] = None,
     top: Annotated[int, Form(ge=1, le=100)] = 5,
 ) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def explain(
     image: ImageFile,
     labels: Labels,
     templates: Templates = None,
-    strategy: Annotated[str, Form()] = "max",
+    strategy: Annotated[str, Form()] = DEFAULT_STRATEGY,
     label: Annotated[str | None, Form(description="default: the predicted class")] = None,
     top: Annotated[int, Form(ge=1, le=100)] = 5,
 ) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from asif.errors import SettingsError
 from asif.store.table import AnchorTable
 
 STORAGE_OPTIONS_ENV = "ASIF_STORAGE_OPTIONS"
@@ -35,9 +36,12 @@ def storage_options_from_env(env: Mapping[str, str] | None = None) -> dict[str, 
     if options.get("aws_endpoint", "").startswith("http://"):
         options["allow_http"] = "true"
     if env.get(STORAGE_OPTIONS_ENV):
-        extra = json.loads(env[STORAGE_OPTIONS_ENV])
+        try:
+            extra = json.loads(env[STORAGE_OPTIONS_ENV])
+        except json.JSONDecodeError as e:
+            raise SettingsError(f"{STORAGE_OPTIONS_ENV} is not valid JSON: {e}") from None
         if not isinstance(extra, dict):
-            raise ValueError(f"{STORAGE_OPTIONS_ENV} must be a JSON object, got {extra!r}")
+            raise SettingsError(f"{STORAGE_OPTIONS_ENV} must be a JSON object, got {extra!r}")
         options.update({str(k): str(v) for k, v in extra.items()})
     return options or None
 

@@ -1,6 +1,6 @@
 import pytest
 
-from asif.errors import EncoderMismatchError
+from asif.errors import EncoderMismatchError, SettingsError
 from asif.store.location import TableLocation, storage_options_from_env
 from tests.store.rows import ENC, make_batch
 
@@ -26,8 +26,10 @@ def test_storage_options_from_env():
     override = {**AWS, "ASIF_STORAGE_OPTIONS": '{"aws_region": "eu-west-1", "timeout": 30}'}
     options = storage_options_from_env(override)
     assert options["aws_region"] == "eu-west-1" and options["timeout"] == "30"
-    with pytest.raises(ValueError, match="must be a JSON object"):
+    with pytest.raises(SettingsError, match="must be a JSON object"):
         storage_options_from_env({"ASIF_STORAGE_OPTIONS": "[1]"})
+    with pytest.raises(SettingsError, match="not valid JSON"):
+        storage_options_from_env({"ASIF_STORAGE_OPTIONS": "{oops"})
 
 
 def test_location_from_env_prefers_given_options():

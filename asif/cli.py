@@ -24,15 +24,16 @@ from asif.demo import (
 )
 from asif.errors import AsifError
 from asif.model.settings import DEFAULT_K
-from asif.model.zero_shot import DEFAULT_STRATEGY, DEFAULT_TEMPLATES, STRATEGIES
+from asif.model.zero_shot import (
+    DEFAULT_STRATEGY,
+    DEFAULT_TEMPLATES,
+    STRATEGIES,
+    check_strategy,
+    parse_labels,
+)
 
 if TYPE_CHECKING:
     from asif.model import AsifModel
-
-
-def _labels(text: str) -> list[str]:
-    """Comma-separated class names; an empty list is the library's to refuse."""
-    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def _load(args: argparse.Namespace) -> AsifModel:
@@ -65,9 +66,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> None:
+    labels, strategy = parse_labels([args.labels]), check_strategy(args.strategy)  # before loading
     model = _load(args)
     pred = model.classify(
-        args.images, args.labels, _templates(args), args.strategy, args.threshold, progress=True
+        args.images, labels, _templates(args), strategy, args.threshold, progress=True
     )
     top = pred.topk(args.top)
     rows: list[dict[str, Any]] = [
@@ -90,12 +92,9 @@ def cmd_classify(args: argparse.Namespace) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
+    labels, strategy = parse_labels([args.labels]), check_strategy(args.strategy)  # before loading
     model = _load(args)
-    print(
-        model.explain(
-            args.image, args.labels, _templates(args), args.strategy, args.label, args.top
-        )
-    )
+    print(model.explain(args.image, labels, _templates(args), strategy, args.label, args.top))
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -106,7 +105,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=MODEL_DIR, help="saved model folder made by asif demo")
-    p.add_argument("--labels", type=_labels, required=True, help="comma-separated class names")
+    p.add_argument("--labels", required=True, help="comma-separated class names")
     p.add_argument(
         "--template",
         dest="templates",

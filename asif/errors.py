@@ -29,6 +29,10 @@ class NonFiniteError(AsifError, ValueError):
     """Embeddings holding NaN or infinite values."""
 
 
+class EncoderError(AsifError, ValueError):
+    """An encoder spec, model name or weights file that cannot be loaded as an encoder."""
+
+
 class TemplateError(AsifError, ValueError):
     """A prompt template without exactly one `{}` for the class name, or with other fields."""
 

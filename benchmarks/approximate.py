@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--index", default="ivf_pq", choices=("ivf_pq", "hnsw_sq"))
     parser.add_argument("--partitions", type=int, help="IVF partitions (default: LanceDB's)")
     parser.add_argument("--sub-vectors", type=int, help="PQ sub-vectors (default: LanceDB's)")
-    parser.add_argument("--nprobes", type=int, default=32)
+    parser.add_argument("--nprobes", type=int, default=SearchSettings.nprobes)
     parser.add_argument("--refine", type=int, default=2, help="refine factor, 0 for none")
     parser.add_argument(
         "--workdir",

@@ -78,7 +78,7 @@ def evaluate(
     data = load_benchmarks(benchmarks or ["fashion-mnist"], split, limit, roots or {})
     rows = evaluate_main(setup, data, config, thresholds, force, run_id)
     results = [study(name, setup, data, options, config, force, run_id) for name in studies or []]
-    comparisons = compare(setup, rows, data, compare_to, config, storage_options)
+    comparisons = compare(setup, rows, data, compare_to, config)
     curve = publish(setup, rows, results, comparisons)
     return {
         "table_uri": table_uri,

@@ -17,7 +17,6 @@ from asif.evaluation.plots import Plot, curve_plot
 from asif.evaluation.report import image_markdown, markdown_table
 from asif.evaluation.run import EvaluationSetup
 from asif.evaluation.studies import StudyOptions, StudyResult, run_study
-from asif.store.table import AnchorTable
 
 
 @task(name="load-benchmarks", cache_policy=NO_CACHE)
@@ -95,14 +94,12 @@ def compare(
     benchmarks: list[Benchmark],
     compare_to: int | None,
     config: EvalConfig,
-    storage_options: Mapping[str, str] | None,
 ) -> list[Comparison]:
     """Compare with version `compare_to` (evaluated if needed), else the previous evaluated
     version of each benchmark."""
     if compare_to is None:
         return compare_with_previous(setup.evaluations, rows)
-    t = setup.table
-    other = AnchorTable.open(t.uri, t.name, storage_options, version=compare_to)
+    other = setup.table.at(compare_to)  # the same location and storage options
     before = evaluate_version(
         other,
         benchmarks,

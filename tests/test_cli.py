@@ -65,7 +65,8 @@ def test_cli_unknown_threshold_and_table(demo, image_files, capsys):
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--labels", " , "], "label list is empty"),
+        (["--labels", " , "], "labels are empty"),
+        (["--labels", "a,,b"], "labels contain an empty class name"),
         (["--labels", "a,b", "--template", "a photo"], "must contain exactly one '{}'"),
         (["--labels", "a,b", "--template", "{0.__class__}"], "must contain exactly one '{}'"),
         (["--labels", "a,b", "--strategy", "median"], "strategy must be one of"),

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from asif.encoders.base import ImageInput
 from asif.encoders.images import decode_image
+from asif.errors import SettingsError
 
 
 def resolve_device(device: str | None) -> str:
@@ -27,7 +28,7 @@ def check_batch(items: object, batch_size: int, what: str) -> None:
     if isinstance(items, str | bytes | os.PathLike | np.ndarray | Image.Image):
         raise TypeError(f"encode() takes a sequence of {what}, not a single {type(items).__name__}")
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise SettingsError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 class TorchImageEncoder(ABC):

@@ -15,6 +15,7 @@ from efficientnet_lite_pytorch import EfficientNet
 from torchvision import transforms
 
 from asif.encoders.common import TorchImageEncoder, resolve_device
+from asif.errors import EncoderError
 
 VARIANTS = ("lite0", "lite1", "lite2", "lite3", "lite4")
 MEAN = (127.0 / 255.0,) * 3
@@ -46,25 +47,25 @@ class EfficientNetLiteEncoder(TorchImageEncoder):
     ) -> None:
         variant = variant.removeprefix("efficientnet-")
         if variant not in VARIANTS:
-            raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; one of {VARIANTS}")
+            raise EncoderError(f"unknown EfficientNet-Lite variant {variant!r}; one of {VARIANTS}")
         arch = f"efficientnet-{variant}"
         path = Path(weights_path) if weights_path is not None else shipped_weights(variant)
         if path is None:
-            raise ValueError(f"no weights ship for {arch} (only lite0, lite2): pass weights_path")
+            raise EncoderError(f"no weights ship for {arch} (only lite0, lite2): pass weights_path")
         if not path.is_file():
             raise FileNotFoundError(f"{arch} weights file not found: {path}")
 
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises varied types on bad files
-            raise ValueError(
+            raise EncoderError(
                 f"cannot read weights file {path}: {type(exc).__name__}: {exc}"
             ) from exc
         model = EfficientNet.from_name(arch)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"weights file {path} does not fit {arch}: {exc}") from exc
+            raise EncoderError(f"weights file {path} does not fit {arch}: {exc}") from exc
 
         size = EfficientNet.get_image_size(arch)
         self.variant = variant

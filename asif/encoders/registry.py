@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from asif.encoders.base import ImageEncoder, TextEncoder
 from asif.encoders.common import resolve_device
+from asif.errors import EncoderError
 
 SHIPPED_IMAGE = ("efficientnet-lite0", "efficientnet-lite2")
 SHIPPED_TEXT = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
@@ -55,13 +56,13 @@ def _image_encoder(spec: str, device: str) -> ImageEncoder:
             return TimmImageEncoder(
                 model_name.strip(), weights=weights.strip() or None, device=device
             )
-    raise ValueError(f"unknown image encoder spec {spec!r}; accepted: {', '.join(IMAGE_SPECS)}")
+    raise EncoderError(f"unknown image encoder spec {spec!r}; accepted: {', '.join(IMAGE_SPECS)}")
 
 
 @lru_cache(maxsize=8)
 def _text_encoder(spec: str, device: str) -> TextEncoder:
     if not spec:
-        raise ValueError(f"empty text encoder spec; accepted: {', '.join(TEXT_SPECS)}")
+        raise EncoderError(f"empty text encoder spec; accepted: {', '.join(TEXT_SPECS)}")
     from asif.encoders.sentence_transformer import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(None if spec == SHIPPED_TEXT[0] else spec, device=device)

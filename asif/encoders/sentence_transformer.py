@@ -10,6 +10,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from asif.encoders.common import check_batch, resolve_device
+from asif.errors import EncoderError
 
 DEFAULT_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -60,7 +61,7 @@ class SentenceTransformerEncoder:
         self.model.eval()
         dim = self.model.get_embedding_dimension()
         if dim is None:
-            raise ValueError(f"sentence-transformers model {path!r} has no fixed embedding size")
+            raise EncoderError(f"sentence-transformers model {path!r} has no fixed embedding size")
         self.dim = int(dim)
 
     def encode(

@@ -11,6 +11,7 @@ import torch
 from timm.data import create_transform, resolve_model_data_config
 
 from asif.encoders.common import TorchImageEncoder, resolve_device
+from asif.errors import EncoderError
 
 
 class TimmImageEncoder(TorchImageEncoder):
@@ -31,7 +32,7 @@ class TimmImageEncoder(TorchImageEncoder):
         if ":" not in model_name and not timm.is_model(model_name):  # "hf-hub:..." skips this
             close = difflib.get_close_matches(model_name, timm.list_models(), n=5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"unknown timm model {model_name!r}{hint}")
+            raise EncoderError(f"unknown timm model {model_name!r}{hint}")
 
         if weights is not None:
             model = timm.create_model(model_name, pretrained=False, num_classes=0)
@@ -75,7 +76,7 @@ def _load_local_weights(model: torch.nn.Module, path: Path, model_name: str) -> 
     try:
         state = timm.models.load_state_dict(str(path))
     except Exception as exc:  # torch/safetensors raise varied types on bad files
-        raise ValueError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}") from exc
+        raise EncoderError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}") from exc
 
     cfg: dict[str, Any] = model.pretrained_cfg  # type: ignore[assignment]  # a dict at run time
     classifiers = cfg.get("classifier") or ()
@@ -87,11 +88,11 @@ def _load_local_weights(model: torch.nn.Module, path: Path, model_name: str) -> 
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches
-        raise ValueError(
+        raise EncoderError(
             f"weights file {path} does not fit timm model {model_name!r}: {exc}"
         ) from exc
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
+        raise EncoderError(
             f"weights file {path} does not fit timm model {model_name!r}: "
             f"{len(result.missing_keys)} missing keys {result.missing_keys[:5]}, "
             f"{len(result.unexpected_keys)} unexpected keys {result.unexpected_keys[:5]}"

@@ -295,8 +295,6 @@ class AsifModel:
         top: int = 5,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rank a gallery of the other modality for each query: (indices, scores), best first."""
-        if query_modality not in MODALITIES:
-            raise SettingsError(f"query_modality must be 'image' or 'text', got {query_modality!r}")
         if len(gallery_embeddings) == 0:
             raise EmptyInputError("the gallery to retrieve from is empty")
         other: Modality = "text" if query_modality == "image" else "image"

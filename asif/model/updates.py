@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from asif.errors import EmptyInputError
+from asif.errors import EmptyInputError, UnsupportedOperationError
 from asif.model.anchor_set import AnchorSet
 from asif.model.asif_model import AsifModel
 from asif.scan.tombstones import TombstoneScan
@@ -37,7 +37,7 @@ def apply_delta(model: AsifModel, delta: TableDelta, max_dead: int = MAX_TOMBSTO
     """
     scan = model.scan
     if not isinstance(scan, TombstoneScan):
-        raise TypeError("apply_delta needs a model made by updatable()")
+        raise UnsupportedOperationError("apply_delta needs a model made by updatable()")
     anchors, base, dead = model.anchors, scan.base, scan.dead
     if delta.dropped:
         dead = np.union1d(dead, anchors.rows(delta.dropped))

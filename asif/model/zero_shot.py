@@ -59,6 +59,17 @@ def prompts(class_names: Sequence[str], templates: Sequence[str]) -> list[str]:
     return [t.format(c) for c in class_names for t in templates]
 
 
+def parse_labels(fields: Sequence[str]) -> list[str]:
+    """Class names from fields (CLI arguments, form fields), each holding one name or several
+    separated by commas; blank names are refused rather than dropped."""
+    names = [s.strip() for item in fields for s in item.split(",")]
+    if not any(names):
+        raise LabelError("labels are empty: give at least one class name")
+    if not all(names):
+        raise LabelError(f"labels contain an empty class name: {list(fields)}")
+    return names
+
+
 def check_strategy(strategy: str) -> Strategy:
     """`strategy` if it is one of STRATEGIES, else StrategyError."""
     if strategy not in STRATEGIES:

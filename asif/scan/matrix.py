@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from asif.errors import DimensionMismatchError, require_finite
+from asif.errors import DimensionMismatchError, SettingsError, require_finite
 from asif.scan.bfloat16_halves import RowNorms, float32_tensor
 
 Precision = Literal["float32", "float16", "int8"]
@@ -95,7 +95,7 @@ class AnchorMatrix:
             scale = np.where(peak > 0, peak, 1.0).astype(np.float32)
             q = np.rint(x / scale[:, None] * 127.0).astype(np.int8)
             return cls(q, scale)
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise SettingsError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
     @property
     def precision(self) -> Precision:

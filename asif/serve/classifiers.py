@@ -12,8 +12,12 @@ from typing import Annotated
 
 from fastapi import Form
 
-from asif.errors import LabelError
-from asif.model.zero_shot import DEFAULT_TEMPLATES, ZeroShotClassifier, check_strategy
+from asif.model.zero_shot import (
+    DEFAULT_TEMPLATES,
+    ZeroShotClassifier,
+    check_strategy,
+    parse_labels,
+)
 from asif.serve.live_model import Snapshot
 
 Labels = Annotated[
@@ -22,16 +26,6 @@ Labels = Annotated[
 Templates = Annotated[
     list[str] | None, Form(description="prompt templates with {} for the class name")
 ]
-
-
-def parse_labels(fields: Sequence[str]) -> list[str]:
-    """Class names from form fields, each holding one name or several separated by commas."""
-    names = [s.strip() for item in fields for s in item.split(",")]
-    if not any(names):
-        raise LabelError("labels are empty: give at least one class name")
-    if not all(names):
-        raise LabelError(f"labels contain an empty class name: {list(fields)}")
-    return names
 
 
 def snapshot_classifier(

@@ -7,9 +7,9 @@ import logging
 from typing import Any
 
 from asif.model.settings import DEFAULT_K, DEFAULT_P
-from asif.scan.lance_index import INDEX_KINDS
+from asif.scan.lance_index import INDEX_KINDS, SearchSettings
 from asif.scan.matrix import PRECISIONS
-from asif.serve.app import DEFAULT_MAX_UPLOAD
+from asif.serve.dependencies import DEFAULT_MAX_UPLOAD
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -47,7 +47,9 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=INDEX_KINDS,
         help="with --approximate: build this index on both embedding columns first",
     )
-    p.add_argument("--nprobes", type=int, default=32, help="IVF partitions searched")
+    p.add_argument(
+        "--nprobes", type=int, default=SearchSettings.nprobes, help="IVF partitions searched"
+    )
     p.add_argument("--image-encoder", help="image encoder spec, if not the table's")
     p.add_argument("--text-encoder", help="text encoder spec, if not the table's")
     p.set_defaults(run=cmd_serve)
@@ -58,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from asif.encoders import load_image_encoder, load_text_encoder
-    from asif.scan.lance_index import SearchSettings, build_indexes
+    from asif.scan.lance_index import build_indexes
     from asif.serve.app import create_app
     from asif.serve.live_model import LiveModel
     from asif.store.location import TableLocation

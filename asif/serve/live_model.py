@@ -2,7 +2,8 @@
 
 A request takes `live.snapshot` once and uses only that object, so a swap never changes a
 model under a running request. A new table version is applied incrementally (only the rows
-written since, see `asif.scan.tombstones`) unless most rows changed, then it is reloaded.
+written since: `asif.store.changes`, `asif.model.updates`) unless most rows changed, then it
+is reloaded.
 """
 
 from __future__ import annotations

@@ -90,13 +90,19 @@ def drop_duplicate_ids(batch: pa.Table) -> pa.Table:
 
 
 def check_encoders(
-    batch: pa.Table | pa.Schema, target: pa.Schema, *, where: str, dims: bool = True
+    batch: pa.Table | pa.Schema,
+    target: pa.Schema,
+    *,
+    where: str,
+    dims: bool = True,
+    what: str = "batch",
 ) -> None:
     """Refuse a batch made for another table than `target` (an anchor table's schema).
 
     Raises `EncoderMismatchError` if the batch's metadata names other encoders, and (with
     `dims`) `DimensionMismatchError` if its metadata or fixed-size embedding types say other
-    dimensions. A batch without metadata passes the name check. `where` names the table.
+    dimensions. A batch without metadata passes the name check. `where` names the table,
+    `what` the batch (or the schema a caller asks for).
     """
     schema = batch if isinstance(batch, pa.Schema) else batch.schema
     meta, ours = decode_metadata(schema), decode_metadata(target)
@@ -104,7 +110,7 @@ def check_encoders(
         theirs = meta.get(key)
         if theirs is not None and theirs != ours[key]:
             raise EncoderMismatchError(
-                f"batch was embedded with {key.split('.')[1].replace('_', ' ')} {theirs!r}, "
+                f"{what} was embedded with {key.split('.')[1].replace('_', ' ')} {theirs!r}, "
                 f"but {where} uses {ours[key]!r}"
             )
     if not dims:
@@ -113,13 +119,13 @@ def check_encoders(
         dim, theirs = int(ours[key]), meta.get(key)
         if theirs is not None and int(theirs) != dim:
             raise DimensionMismatchError(
-                f"batch metadata says {col} is {theirs}-d, {where} is {dim}-d"
+                f"{what} metadata says {col} is {theirs}-d, {where} is {dim}-d"
             )
         idx = schema.get_field_index(col)
         if idx >= 0 and pa.types.is_fixed_size_list(schema.field(idx).type):
             size = schema.field(idx).type.list_size
             if size != dim:
-                raise DimensionMismatchError(f"batch {col} is {size}-d, {where} is {dim}-d")
+                raise DimensionMismatchError(f"{what} {col} is {size}-d, {where} is {dim}-d")
 
 
 def conform_batch(batch: pa.Table, target: pa.Schema, *, where: str) -> pa.Table:

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from asif.errors import TableNotFoundError
 from asif.store.schema import CAPTION, ID, IMAGE_EMBEDDING, TEXT_EMBEDDING, URL, embedding_matrix
 from asif.store.table import AnchorTable
 
@@ -67,7 +68,9 @@ def changed_rows(
     def number(v: int | str) -> int:
         if isinstance(v, str):
             if v not in tags:
-                raise ValueError(f"no tag {v!r} on {table.dataset_uri}; tags: {sorted(tags)}")
+                raise TableNotFoundError(
+                    f"no tag {v!r} on {table.dataset_uri}; tags: {sorted(tags)}"
+                )
             return tags[v]
         return int(v)
 

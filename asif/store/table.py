@@ -33,8 +33,6 @@ import numpy as np
 import pyarrow as pa
 
 from asif.errors import (
-    DimensionMismatchError,
-    EncoderMismatchError,
     SchemaMismatchError,
     TableNotFoundError,
 )
@@ -149,12 +147,7 @@ class AnchorTable:
             except ValueError:  # created meanwhile by another writer
                 tbl = db.open_table(name)
         table = cls(tbl, uri=uri, name=name, storage_options=storage_options)
-        table._check_identity(
-            image_encoder=image_encoder,
-            text_encoder=text_encoder,
-            image_dim=image_dim,
-            text_dim=text_dim,
-        )
+        check_encoders(schema, table.schema, where=table._where, what="the requested schema")
         return table
 
     @classmethod
@@ -168,7 +161,9 @@ class AnchorTable:
         """Open a table: the latest version (writable) or a version number or tag (read-only)."""
         try:
             tbl = cls._connect(uri, storage_options).open_table(name)
-        except ValueError:  # lancedb 0.40: "Table 'x' was not found"
+        except ValueError as e:
+            if "was not found" not in str(e):  # lancedb 0.40: "Table 'x' was not found"
+                raise
             raise TableNotFoundError(f"no anchor table {name!r} at {uri}") from None
         if version is not None:
             try:
@@ -247,27 +242,6 @@ class AnchorTable:
         )
 
     # ------------------------------------------------------------------ checks
-    def _check_identity(
-        self, *, image_encoder: str, text_encoder: str, image_dim: int, text_dim: int
-    ) -> None:
-        where = self._where
-        for kind, ours, theirs in (
-            ("image", self.image_encoder, image_encoder),
-            ("text", self.text_encoder, text_encoder),
-        ):
-            if ours != theirs:
-                raise EncoderMismatchError(
-                    f"{where} holds {kind} embeddings from encoder {ours!r}, not {theirs!r}"
-                )
-        for kind, dim, wanted in (
-            ("image", self.image_dim, image_dim),
-            ("text", self.text_dim, text_dim),
-        ):
-            if dim != wanted:
-                raise DimensionMismatchError(
-                    f"{where} holds {dim}-d {kind} embeddings, not {wanted}-d"
-                )
-
     def check_encoders(self, batch: pa.Table | pa.Schema, *, dims: bool = True) -> None:
         """Raise `EncoderMismatchError` if the batch's metadata names other encoders than the
         table's, and (with `dims`) `DimensionMismatchError` if its metadata or fixed-size

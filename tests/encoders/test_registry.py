@@ -6,6 +6,7 @@ import pytest
 
 from asif.encoders.registry import load_image_encoder, load_text_encoder
 from asif.encoders.sentence_transformer import shipped_model_path
+from asif.errors import EncoderError
 
 
 def test_shipped_image_encoders_are_cached_per_spec_and_device() -> None:
@@ -30,7 +31,7 @@ def test_text_aliases_share_one_shipped_model() -> None:
 
 @pytest.mark.parametrize("spec", ["vit-b16", "efficientnet-lite3", "timm:", "timm:@w.pth", ""])
 def test_unknown_image_specs_list_what_is_accepted(spec: str) -> None:
-    with pytest.raises(ValueError, match="unknown image encoder spec.*accepted:.*timm:<model"):
+    with pytest.raises(EncoderError, match="unknown image encoder spec.*accepted:.*timm:<model"):
         load_image_encoder(spec)
 
 
@@ -40,12 +41,12 @@ def test_timm_spec_with_missing_weights(tmp_path: Path) -> None:
 
 
 def test_timm_spec_with_unknown_model() -> None:
-    with pytest.raises(ValueError, match="unknown timm model 'no_such_net'"):
+    with pytest.raises(EncoderError, match="unknown timm model 'no_such_net'"):
         load_image_encoder("timm:no_such_net")
 
 
 def test_bad_text_specs(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="empty text encoder spec; accepted:"):
+    with pytest.raises(EncoderError, match="empty text encoder spec; accepted:"):
         load_text_encoder("  ")
     with pytest.raises(FileNotFoundError, match="missing-model"):
         load_text_encoder(str(tmp_path / "missing-model"))

@@ -3,6 +3,7 @@ import pytest
 
 from asif.errors import DimensionMismatchError, EmptyInputError, NonFiniteError
 from asif.model.relative import finish, relative_representation, similarity, topk_overlap
+from asif.model.settings import DEFAULT_P
 from asif.scan.matrix import AnchorMatrix
 from tests.dense_reference import dense_relative, random_unit
 
@@ -99,7 +100,7 @@ def test_float16_and_int8_anchors():
         compressed = AnchorMatrix.from_float(anchors, precision)
         rel = relative_representation(queries, compressed, k=100, chunk_size=512)
         # exact against the dequantised anchors ...
-        ref = dense_relative(queries, compressed.to_float32(), 100, 8)
+        ref = dense_relative(queries, compressed.to_float32(), 100, DEFAULT_P)
         np.testing.assert_allclose(rel.to_dense(), ref, atol=1e-5)
         # ... and close to float32 in the scores that matter
         diff = np.abs(similarity(rel, texts) - similarity(exact, texts)).max()

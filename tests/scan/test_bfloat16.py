@@ -5,6 +5,7 @@ import torch
 import asif.scan.bfloat16
 import asif.scan.exact
 from asif.model.relative import normalize_rows, relative_representation
+from asif.model.settings import DEFAULT_P
 from asif.scan.bfloat16 import (
     OUTPUT_ROUNDING,
     _error_bound,
@@ -185,7 +186,8 @@ def test_used_by_default_for_many_float32_anchors(monkeypatch):
     assert not calls, "float16 anchors have no bfloat16 high halves"
     rel = relative_representation(queries, anchors, k=40)
     assert len(calls) == 1
-    np.testing.assert_allclose(rel.to_dense(), dense_relative(queries, anchors, 40, 8), atol=1e-5)
+    expected = dense_relative(queries, anchors, 40, DEFAULT_P)
+    np.testing.assert_allclose(rel.to_dense(), expected, atol=1e-5)
     monkeypatch.setattr(asif.scan.exact, "native_bfloat16", lambda: False)
     relative_representation(queries, anchors, k=40)
     assert len(calls) == 1, "not on CPUs without native bfloat16"

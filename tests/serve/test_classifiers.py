@@ -1,8 +1,8 @@
 import pytest
 
 from asif.errors import LabelError, StrategyError, TemplateError
-from asif.model.zero_shot import DEFAULT_TEMPLATES, prompts
-from asif.serve.classifiers import parse_labels, snapshot_classifier
+from asif.model.zero_shot import DEFAULT_TEMPLATES, parse_labels, prompts
+from asif.serve.classifiers import snapshot_classifier
 from asif.serve.live_model import Snapshot
 
 

@@ -1,5 +1,6 @@
 import pytest
 
+from asif.errors import TableNotFoundError
 from asif.store.changes import changed_rows
 from tests.store.rows import make_batch
 
@@ -21,5 +22,5 @@ def test_changed_rows_between_versions_and_tags(table):
     diff = changed_rows(table, 1, v1)
     assert diff.added == sorted(b1.column("id").to_pylist()) and diff.removed == []
     assert changed_rows(table, v3, v3).added == []
-    with pytest.raises(ValueError, match="no tag 'nope'"):
+    with pytest.raises(TableNotFoundError, match="no tag 'nope'"):
         changed_rows(table, "nope")

@@ -110,8 +110,8 @@ def check_encoders(
         theirs = meta.get(key)
         if theirs is not None and theirs != ours[key]:
             raise EncoderMismatchError(
-                f"{what} was embedded with {key.split('.')[1].replace('_', ' ')} {theirs!r}, "
-                f"but {where} uses {ours[key]!r}"
+                f"{what} names {key.split('.')[1].replace('_', ' ')} {theirs!r}, "
+                f"but {where} holds embeddings from {ours[key]!r}"
             )
     if not dims:
         return

@@ -147,7 +147,7 @@ class AnchorTable:
             except ValueError:  # created meanwhile by another writer
                 tbl = db.open_table(name)
         table = cls(tbl, uri=uri, name=name, storage_options=storage_options)
-        check_encoders(schema, table.schema, where=table._where, what="the requested schema")
+        check_encoders(schema, table.schema, where=table._where, what="the requested model")
         return table
 
     @classmethod

@@ -229,7 +229,10 @@ def test_other_encoders_are_refused_before_any_download(first_build, images, tmp
         return_state=True,
     )
     assert state.is_failed()
-    with pytest.raises(EncoderMismatchError, match="efficientnet-lite0.*efficientnet-lite2"):
+    with pytest.raises(
+        EncoderMismatchError,
+        match="names image encoder 'efficientnet-lite2', .* from 'efficientnet-lite0'",
+    ):
         state.result()
     assert server.hits == hits_before and not (tmp_path / "work").exists()
     assert len(AnchorTable.open(first_build.table_uri)) == rows_before

@@ -37,7 +37,10 @@ def test_create_open_reopen_keeps_metadata(tmp_path):
     assert reopened.metadata[META_SCHEMA_VERSION] == "1"
     meta = lance.dataset(reopened.dataset_uri).schema.metadata  # durable in the Lance manifest
     assert meta[b"asif.text_encoder"] == b"txt-enc" and meta[b"asif.image_dim"] == b"8"
-    with pytest.raises(EncoderMismatchError, match="requested schema .* 'other', but .* 'img-enc'"):
+    with pytest.raises(
+        EncoderMismatchError,
+        match="requested model names image encoder 'other', but .* from 'img-enc'",
+    ):
         AnchorTable.create_or_open(uri, **{**ENC, "image_encoder": "other"})
     with pytest.raises(DimensionMismatchError, match="text_embedding is 5-d, .* is 4-d"):
         AnchorTable.create_or_open(uri, **{**ENC, "text_dim": 5})

@@ -119,7 +119,7 @@ class LiveModel:
             return self._load(view)
         start = time.perf_counter()
         delta = read_delta(current.table, view, current.ids)
-        if delta.size > FULL_RELOAD_FRACTION * max(len(current.model), 1):
+        if delta is None or delta.size > FULL_RELOAD_FRACTION * max(len(current.model), 1):
             return self._load(view)
         model = apply_delta(current.model, delta)
         return Snapshot(model, view, delta.ids, "incremental", time.perf_counter() - start)

@@ -86,11 +86,27 @@ def changed_rows(
     )
 
 
-def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDelta:
-    """The changes between two views of one table; `old_ids` are the ids at `old`'s version."""
+def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDelta | None:
+    """The changes between two views of one table; `old_ids` are the ids at `old`'s version.
+
+    None when `new` is not `old` plus new fragments and deletions (a restore or checkout of
+    an earlier version revives deleted rows; other encoders change every row): such a
+    version must be loaded afresh. Checked, not assumed: the ids of `new` must be exactly
+    the old ids less the dropped plus the written ones.
+    """
+    if (old.image_encoder, old.text_encoder, old.image_dim, old.text_dim) != (
+        new.image_encoder, new.text_encoder, new.image_dim, new.text_dim,
+    ):  # fmt: skip
+        return None
     old_ds, new_ds = old.lance_table.to_lance(), new.lance_table.to_lance()
-    known = {f.fragment_id for f in old_ds.get_fragments()}
-    fresh = [f for f in new_ds.get_fragments() if f.fragment_id not in known]
+    known = {f.fragment_id: f for f in old_ds.get_fragments()}
+    fresh = []
+    for f in new_ds.get_fragments():
+        before = known.get(f.fragment_id)
+        if before is None:
+            fresh.append(f)
+        elif f.count_rows() > before.count_rows():  # deleted rows came back
+            return None
     ids = _ids(new_ds)
     gone = pc.invert(pc.is_in(old_ids, value_set=ids))
     dropped = set(pc.filter(old_ids, gone).to_pylist())
@@ -102,6 +118,9 @@ def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDe
     written_ids = written.column(ID).to_pylist()
     rewritten = pc.filter(written.column(ID), pc.is_in(written.column(ID), value_set=old_ids))
     dropped.update(rewritten.to_pylist())
+    kept = set(old_ids.to_pylist()) - dropped
+    if len(ids) != len(kept) + len(written_ids) or set(ids.to_pylist()) != kept | set(written_ids):
+        return None  # rows the old version did not have arrived in fragments it had
     return TableDelta(
         from_version=old.version,
         to_version=new.version,

@@ -90,6 +90,37 @@ def test_incremental_updates_equal_a_fresh_load(table, precision):
     )
 
 
+@pytest.mark.parametrize("change", ["remove", "update"])
+def test_a_restored_version_is_served_as_a_fresh_load(table, change):
+    """Restoring an earlier version revives rows in fragments the model already has: no
+    incremental delta describes that, so the model is loaded afresh (issue 13, item 1)."""
+    rng = np.random.default_rng(7)
+    live = LiveModel(table.uri, k=30, p=4.0)
+    before = table.version
+    if change == "remove":
+        table.remove([f"a{i}" for i in range(20)])
+    else:
+        table.upsert(make_batch(rng, 0, 20))  # the same ids, new embeddings
+    assert live.refresh() and live.snapshot.how == "incremental"
+    table.restore(before)
+    assert live.refresh() and live.snapshot.how == "full"
+    assert len(live.snapshot.model) == len(table) == 200
+    assert_same_model(live.snapshot.model, LiveModel(table.uri, k=30, p=4.0).snapshot.model)
+
+
+def test_read_delta_refuses_what_it_cannot_describe(table):
+    from asif.store.changes import read_delta
+
+    live = LiveModel(table.uri)
+    snap, before = live.snapshot, table.version
+    table.remove(["a0"])
+    removed = table.at(table.version)
+    delta = read_delta(snap.table, removed, snap.ids)
+    assert delta is not None and delta.dropped == ["a0"] and not delta.written_ids
+    table.restore(before)
+    assert read_delta(removed, table.at(table.version), delta.ids) is None
+
+
 def test_pinned_model_never_moves(table):
     table.tag("prod")
     by_tag = LiveModel(table.uri, version="prod")
@@ -116,6 +147,7 @@ def test_many_tombstones_get_compacted(table):
     table.remove([f"a{i}" for i in range(30)])
     view = table.at(table.version)
     delta = read_delta(snap.table, view, snap.ids)
+    assert delta is not None
     kept = apply_delta(snap.model, delta)
     compact = apply_delta(snap.model, delta, max_dead=10)
     assert len(kept.scan.dead) == 30 and len(kept.anchors) == 200 and len(kept) == 170

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 from pathlib import Path
@@ -31,18 +32,25 @@ _DECODE_ERRORS = (
 """What PIL raises on corrupt, truncated or hostile files."""
 
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+MAX_PIXELS = 50_000_000
+"""Pixels an encoded image may decode to (checked from its header, before any decoding).
+JPEGs above it are decoded at a reduced scale instead (PIL's draft mode), others refused:
+one small file must not allocate gigabytes (a 13000 x 13000 PNG of 0.5 MB is 0.5 GB RGB)."""
 
 
-def decode_image(item: ImageInput, source: str | None = None) -> Image.Image:
+def decode_image(
+    item: ImageInput, source: str | None = None, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
     """Decode `item` fully into an RGB image.
 
     Grayscale, palette, CMYK and 16-bit images are converted; transparency is composited
-    on white; EXIF orientation is applied. `source` labels the input in error messages
-    (e.g. "image #3"); file paths are always named. Raises `ImageDecodeError`.
+    on white; EXIF orientation is applied. Encoded images over `max_pixels` are decoded
+    reduced (JPEG) or refused. `source` labels the input in error messages (e.g. "image
+    #3"); file paths are always named. Raises `ImageDecodeError`.
     """
     label = _label(item, source)
     try:
-        image = _open(item, label)
+        image = _open(item, label, max_pixels)
         image = ImageOps.exif_transpose(image)
         return _to_rgb(image)
     except ImageDecodeError:
@@ -57,7 +65,23 @@ def _label(item: object, source: str | None) -> str:
     return source or "image"
 
 
-def _open(item: object, label: str) -> Image.Image:
+def _bounded(image: Image.Image, label: str, max_pixels: int) -> Image.Image:
+    """`image` (opened, not decoded) set to decode to at most `max_pixels`, or refused."""
+    width, height = image.size
+    if width * height <= max_pixels:
+        return image
+    if image.format == "JPEG":
+        # JPEG decodes at 1/2, 1/4 or 1/8 scale: ask for the power of two that fits
+        scale = 2 ** math.ceil(math.log2(math.sqrt(width * height / max_pixels)))
+        image.draft("RGB", (math.ceil(width / scale), math.ceil(height / scale)))
+        if image.size[0] * image.size[1] <= max_pixels:
+            return image
+    raise ImageDecodeError(
+        f"cannot decode {label}: {width} x {height} pixels is over the limit of {max_pixels:,}"
+    )
+
+
+def _open(item: object, label: str, max_pixels: int) -> Image.Image:
     """Open and fully load `item` (so truncated data fails here, not later)."""
     if isinstance(item, Image.Image):
         item.load()
@@ -68,7 +92,7 @@ def _open(item: object, label: str) -> Image.Image:
         if len(item) == 0:
             raise ImageDecodeError(f"cannot decode {label}: empty payload (0 bytes)")
         with Image.open(io.BytesIO(item)) as image:
-            image.load()
+            _bounded(image, label, max_pixels).load()
             return image
     if isinstance(item, str | os.PathLike):
         path = Path(item)
@@ -78,7 +102,7 @@ def _open(item: object, label: str) -> Image.Image:
         if path.is_file() and path.stat().st_size == 0:
             raise ImageDecodeError(f"cannot decode {label}: empty file (0 bytes)")
         with Image.open(path) as image:
-            image.load()
+            _bounded(image, label, max_pixels).load()
             return image
     raise ImageDecodeError(
         f"cannot decode {label}: unsupported input type {type(item).__name__}; expected a PIL "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from string import Formatter
@@ -10,7 +12,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from asif.errors import EmptyInputError, LabelError, StrategyError, TemplateError
+from asif.errors import EmptyInputError, LabelError, SettingsError, StrategyError, TemplateError
 from asif.model.relative import SparseRelative, similarity
 
 Strategy = Literal["max", "mean"]
@@ -67,6 +69,9 @@ def parse_labels(fields: Sequence[str]) -> list[str]:
         raise LabelError("labels are empty: give at least one class name")
     if not all(names):
         raise LabelError(f"labels contain an empty class name: {list(fields)}")
+    repeated = sorted(n for n, times in Counter(names).items() if times > 1)
+    if repeated:
+        raise LabelError(f"labels repeat {repeated}: give each class once")
     return names
 
 
@@ -165,6 +170,8 @@ class Prediction:
     ) -> Prediction:
         best = scores.argmax(axis=1)
         if threshold is not None:
+            if not math.isfinite(threshold):  # NaN would never answer "unknown"
+                raise SettingsError(f"threshold must be a finite number, got {threshold!r}")
             best = np.where(scores.max(axis=1) < threshold, -1, best)
         return cls(scores, list(class_names), best, threshold)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from asif.errors import AsifError, ImageDecodeError
@@ -29,5 +30,14 @@ async def asif_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status_code(exc))
 
 
+async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 without echoing the input: a NaN or huge value in it cannot be written
+    as JSON (a 500), and a large body need not come back."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AsifError, asif_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)

@@ -196,3 +196,24 @@ def test_bad_arrays(array: np.ndarray) -> None:
 
 def test_unsupported_type() -> None:
     assert "unsupported input type int" in _decode_error(42)
+
+
+def _blank(size: tuple[int, int], fmt: str, mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size).save(out, fmt)
+    return out.getvalue()
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding():
+    """A small PNG of 13000 x 13000 pixels would take 0.5 GB (issue 13, item 3)."""
+    bomb = _blank((13000, 13000), "PNG", "1")
+    assert len(bomb) < 1_000_000
+    with pytest.raises(ImageDecodeError, match="13000 x 13000 pixels is over the limit"):
+        decode_image(bomb)
+    with pytest.raises(ImageDecodeError, match="over the limit of 100"):
+        decode_image(_blank((20, 20), "PNG"), max_pixels=100)
+
+
+def test_large_jpegs_are_decoded_reduced():
+    image = decode_image(_blank((400, 300), "JPEG"), max_pixels=20_000)
+    assert image.size[0] * image.size[1] <= 20_000 and image.size[0] / image.size[1] == 4 / 3

@@ -1,7 +1,15 @@
+import numpy as np
 import pytest
 
-from asif.errors import StrategyError, TemplateError
-from asif.model.zero_shot import check_strategy, check_template, fill, prompts
+from asif.errors import LabelError, SettingsError, StrategyError, TemplateError
+from asif.model.zero_shot import (
+    Prediction,
+    check_strategy,
+    check_template,
+    fill,
+    parse_labels,
+    prompts,
+)
 
 
 @pytest.mark.parametrize("template", ["a photo of a {}.", "{}", "a {{literal}} {}"])
@@ -26,3 +34,11 @@ def test_fill_and_strategy():
     assert check_strategy("mean") == "mean"
     with pytest.raises(StrategyError, match="'median'"):
         check_strategy("median")
+
+
+def test_parse_labels_and_thresholds():
+    assert parse_labels(["cat, dog", " car "]) == ["cat", "dog", "car"]
+    with pytest.raises(LabelError, match=r"repeat \['cat'\]"):
+        parse_labels(["cat,dog", "cat"])
+    with pytest.raises(SettingsError, match="finite"):
+        Prediction.from_scores(np.zeros((1, 2)), ["a", "b"], float("nan"))

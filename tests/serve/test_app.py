@@ -7,6 +7,7 @@ import pytest
 
 from asif.errors import SettingsError
 from asif.serve.app import create_app
+from asif.serve.watcher import TableWatcher
 from tests.serve.conftest import anchor_batch, png, shape_image
 
 LABELS = ["red circle", "green square", "blue triangle"]
@@ -160,11 +161,13 @@ def test_openapi_keeps_paths_models_and_errors():
         ("/retrieve/captions", "post"): "CaptionsResponse",
         ("/retrieve/anchors", "post"): "AnchorsResponse",
         ("/health", "get"): "HealthResponse",
+        ("/ready", "get"): "HealthResponse",
         ("/version", "get"): "VersionResponse",
     }
     for path, method in models:
         codes = set(paths[path][method]["responses"])
-        assert codes == ({"200", "400", "413", "415", "422"} if method == "post" else {"200"})
+        expected = {"200", "400", "413", "415", "422"} if method == "post" else {"200"}
+        assert codes == (expected | {"503"} if path == "/ready" else expected)
 
 
 def test_watcher_only_when_following_the_table():
@@ -172,3 +175,18 @@ def test_watcher_only_when_following_the_table():
     assert create_app(SimpleNamespace(pinned=False), watch_interval=None).state.watcher is None
     with pytest.raises(SettingsError):
         create_app(SimpleNamespace(pinned=False), watch_interval=-1.0)
+
+
+def test_health_degrades_and_ready_refuses_while_the_table_cannot_be_read(client):
+    """Issue 13, item 6: a failing watcher is not "ok", and its error carries no paths."""
+    watcher = TableWatcher(client.app.state.live, interval=60)
+    client.app.state.watcher = watcher
+    assert client.get("/health").json()["status"] == "ok"
+    assert client.get("/ready").status_code == 200
+    watcher.live = SimpleNamespace(refresh=lambda: 1 / 0, uri="/srv/secret/lancedb")
+    rounds = iter([False, True])  # one round, then stop
+    watcher._stop.wait = lambda _: next(rounds)  # type: ignore[method-assign]
+    watcher._run()
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and "/srv" not in health["watcher_error"]
+    assert client.get("/ready").status_code == 503

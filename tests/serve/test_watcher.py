@@ -38,7 +38,15 @@ def test_error_is_reported(monkeypatch):
     waits = iter([False, True])  # one round, then stop
     monkeypatch.setattr(watcher._stop, "wait", lambda _: next(waits))
     watcher._run()
-    assert watcher.last_error == "OSError: table unreachable"
+    assert watcher.last_error == "OSError while reading the anchor table (see log)"
+    assert "unreachable" not in watcher.last_error and not watcher.healthy
+
+
+def test_a_watcher_that_stopped_succeeding_is_not_healthy(monkeypatch):
+    watcher = TableWatcher(FlakyLive(), interval=0.01, max_lag=5)
+    assert watcher.healthy
+    monkeypatch.setattr("asif.serve.watcher.time.monotonic", lambda: watcher.last_success + 6)
+    assert not watcher.healthy
 
 
 def test_interval_must_be_positive():

@@ -5,21 +5,41 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from asif.serve import schemas
 from asif.serve.dependencies import Live, Snap, Watcher
+from asif.serve.live_model import Snapshot
+from asif.serve.watcher import TableWatcher
 
 router = APIRouter()
 
 
-@router.get("/health", response_model=schemas.HealthResponse)
-def health(snap: Snap, watcher: Watcher) -> dict[str, Any]:
-    """Liveness: the served version, and the watcher's last error if updating fails."""
+def _health(snap: Snapshot, watcher: TableWatcher | None) -> dict[str, Any]:
+    degraded = watcher is not None and not watcher.healthy
     return {
-        "status": "ok",
+        "status": "degraded" if degraded else "ok",
         "version": snap.version,
         "watcher_error": watcher.last_error if watcher else None,
     }
+
+
+@router.get("/health", response_model=schemas.HealthResponse)
+def health(snap: Snap, watcher: Watcher) -> dict[str, Any]:
+    """Liveness (always 200 while the process answers): the served version, and "degraded"
+    with the watcher's last error when the model may lag the table."""
+    return _health(snap, watcher)
+
+
+@router.get(
+    "/ready",
+    response_model=schemas.HealthResponse,
+    responses={503: {"model": schemas.HealthResponse}},
+)
+def ready(snap: Snap, watcher: Watcher) -> JSONResponse:
+    """Readiness: as /health, but 503 while degraded, so a balancer stops sending traffic."""
+    answer = _health(snap, watcher)
+    return JSONResponse(answer, status_code=503 if answer["status"] == "degraded" else 200)
 
 
 @router.get("/version", response_model=schemas.VersionResponse)

@@ -33,6 +33,10 @@ class EncoderError(AsifError, ValueError):
     """An encoder spec, model name or weights file that cannot be loaded as an encoder."""
 
 
+class LimitError(AsifError, ValueError):
+    """A request over one of the service's limits (labels, templates, text length)."""
+
+
 class TemplateError(AsifError, ValueError):
     """A prompt template without exactly one `{}` for the class name, or with other fields."""
 

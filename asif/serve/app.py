@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from asif.serve.dependencies import DEFAULT_MAX_UPLOAD, ServiceSettings
+from asif.serve.body_limit import BodyLimit
+from asif.serve.dependencies import ServiceSettings
 from asif.serve.errors import install_error_handlers
 from asif.serve.live_model import LiveModel
 from asif.serve.routers import ROUTERS
@@ -34,7 +35,7 @@ def create_app(
     live: LiveModel,
     *,
     watch_interval: float | None = 1.0,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    limits: ServiceSettings = ServiceSettings(),
 ) -> FastAPI:
     """The service; unless the model is pinned, it polls the table every `watch_interval` s."""
     app = FastAPI(
@@ -47,8 +48,9 @@ def create_app(
     app.state.watcher = None
     if watch_interval and not live.pinned:
         app.state.watcher = TableWatcher(live, watch_interval)
-    app.state.settings = ServiceSettings(max_upload_bytes=max_upload_bytes)
+    app.state.settings = limits
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -18,6 +18,7 @@ from asif.model.zero_shot import (
     check_strategy,
     parse_labels,
 )
+from asif.serve.dependencies import ServiceSettings
 from asif.serve.live_model import Snapshot
 
 Labels = Annotated[
@@ -33,15 +34,18 @@ def snapshot_classifier(
     labels: Sequence[str],
     templates: Sequence[str] | None,
     strategy: str,
-    capacity: int,
+    limits: ServiceSettings,
 ) -> ZeroShotClassifier:
-    """The snapshot's classifier for these form fields; the cache is emptied at `capacity`."""
+    """The snapshot's classifier for these form fields, within `limits`; the cache is
+    emptied at `limits.classifier_cache`."""
     chosen = check_strategy(strategy)
     names, prompts = parse_labels(labels), list(templates or DEFAULT_TEMPLATES)
+    limits.check_texts("labels", names, limits.max_labels)
+    limits.check_texts("templates", prompts, limits.max_templates)
     key = (tuple(names), tuple(prompts), chosen)
     cache = snapshot.classifiers
     if key not in cache:
-        if len(cache) >= capacity:
+        if len(cache) >= limits.classifier_cache:
             cache.clear()
         cache[key] = snapshot.model.zero_shot_classifier(names, prompts, chosen)
     return cache[key]

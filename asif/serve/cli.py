@@ -9,7 +9,7 @@ from typing import Any
 from asif.model.settings import DEFAULT_K, DEFAULT_P
 from asif.scan.lance_index import INDEX_KINDS, SearchSettings
 from asif.scan.matrix import PRECISIONS
-from asif.serve.dependencies import DEFAULT_MAX_UPLOAD
+from asif.serve.dependencies import ServiceSettings
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -30,9 +30,18 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--watch-interval", type=float, default=1.0, help="seconds between version checks"
     )
+    limits = ServiceSettings()
     p.add_argument(
-        "--max-upload-bytes", type=int, default=DEFAULT_MAX_UPLOAD, help="largest image accepted"
+        "--max-upload-bytes", type=int, default=limits.max_upload_bytes, help="largest image file"
     )
+    p.add_argument("--max-labels", type=int, default=limits.max_labels, help="labels per request")
+    p.add_argument(
+        "--max-templates", type=int, default=limits.max_templates, help="templates per request"
+    )
+    p.add_argument(
+        "--max-text-chars", type=int, default=limits.max_text_chars,
+        help="characters per label, template, caption or query text",
+    )  # fmt: skip
     p.add_argument(
         "--cache-dir",
         help="memory-map the anchors from an .npy cache of the served version kept here",
@@ -84,7 +93,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
         text_encoder=load_text_encoder(args.text_encoder or table.text_encoder),
         cache_dir=args.cache_dir,
     )
-    app = create_app(
-        live, watch_interval=args.watch_interval, max_upload_bytes=args.max_upload_bytes
+    limits = ServiceSettings(
+        max_upload_bytes=args.max_upload_bytes,
+        max_labels=args.max_labels,
+        max_templates=args.max_templates,
+        max_text_chars=args.max_text_chars,
     )
+    app = create_app(live, watch_interval=args.watch_interval, limits=limits)
     uvicorn.run(app, host=args.host, port=args.port)

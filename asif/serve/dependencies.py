@@ -6,24 +6,47 @@ handler answers from one table version even if the watcher swaps in another mean
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from asif.errors import LimitError
 from asif.serve.live_model import LiveModel, Snapshot
 from asif.serve.watcher import TableWatcher
 
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
 CLASSIFIER_CACHE = 256  # label sets whose prompt representations each snapshot keeps
+FORM_ALLOWANCE = 1024 * 1024  # bytes of form fields (labels, templates) beside the image
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """The app-wide limits, fixed when the app is made (kept in `app.state.settings`)."""
+    """The app-wide limits, fixed when the app is made (kept in `app.state.settings`).
+
+    Each bounds the work one request can cause: the image file, the whole body (the image
+    plus `FORM_ALLOWANCE` for the other fields), and the labels, templates and texts that
+    are embedded for it.
+    """
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     classifier_cache: int = CLASSIFIER_CACHE
+    max_labels: int = 1000  # class names (or candidate captions) per request
+    max_templates: int = 100
+    max_text_chars: int = 1000  # per label, template, caption or query text
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_upload_bytes + FORM_ALLOWANCE
+
+    def check_texts(self, kind: str, texts: Sequence[str], most: int) -> None:
+        """LimitError if there are more than `most` texts or one is over `max_text_chars`."""
+        if len(texts) > most:
+            raise LimitError(f"{len(texts)} {kind} given; at most {most} per request")
+        longest = max((len(t) for t in texts), default=0)
+        if longest > self.max_text_chars:
+            raise LimitError(f"{kind} of {longest} characters; at most {self.max_text_chars} each")
 
 
 async def live_model(request: Request) -> LiveModel:

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from asif.serve.app import create_app
+from asif.serve.dependencies import ServiceSettings
 from asif.serve.live_model import LiveModel
 from asif.store.batch import build_anchor_batch
 from asif.store.table import AnchorTable
@@ -130,7 +131,11 @@ def serve(encoders):
 
     def run(table: AnchorTable, *, watch_interval=0.2, max_upload_bytes=200_000, **options):
         live = LiveModel(table.uri, image_encoder=encoders[0], text_encoder=encoders[1], **options)
-        app = create_app(live, watch_interval=watch_interval, max_upload_bytes=max_upload_bytes)
+        app = create_app(
+            live,
+            watch_interval=watch_interval,
+            limits=ServiceSettings(max_upload_bytes=max_upload_bytes),
+        )
         server = RunningServer(app).__enter__()
         started.append(server)
         return server
@@ -144,7 +149,9 @@ def serve(encoders):
 def client(shape_table, encoders):
     """A TestClient over the service on `shape_table` (k=10, not following the table)."""
     live = LiveModel(shape_table.uri, image_encoder=encoders[0], text_encoder=encoders[1], k=10)
-    with TestClient(create_app(live, watch_interval=None, max_upload_bytes=200_000)) as c:
+    with TestClient(
+        create_app(live, watch_interval=None, limits=ServiceSettings(max_upload_bytes=200_000))
+    ) as c:
         yield c
 
 

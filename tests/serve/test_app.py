@@ -4,9 +4,11 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from asif.errors import SettingsError
 from asif.serve.app import create_app
+from asif.serve.dependencies import ServiceSettings
 from asif.serve.watcher import TableWatcher
 from tests.serve.conftest import anchor_batch, png, shape_image
 
@@ -190,3 +192,36 @@ def test_health_degrades_and_ready_refuses_while_the_table_cannot_be_read(client
     health = client.get("/health").json()
     assert health["status"] == "degraded" and "/srv" not in health["watcher_error"]
     assert client.get("/ready").status_code == 503
+
+
+def test_bodies_over_the_limit_are_refused_while_they_stream(shape_table, encoders):
+    """Issue 13, item 4: nothing past the limit is read or spooled, JSON bodies included."""
+    from asif.serve.live_model import LiveModel
+
+    live = LiveModel(shape_table.uri, image_encoder=encoders[0], text_encoder=encoders[1])
+    app = create_app(live, watch_interval=None, limits=ServiceSettings(max_upload_bytes=1000))
+    limit = app.state.settings.max_body_bytes
+    with TestClient(app) as c:
+        big = b'{"text": "' + b"a" * limit + b'"}'
+        r = c.post("/retrieve/anchors", content=big, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+        chunks = iter([b'{"text": "', b"a" * limit, b'"}'])  # no Content-Length: counted
+        r = c.post(
+            "/retrieve/anchors", content=chunks, headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"labels": [",".join(f"c{i}" for i in range(1001))]}, "1001 labels given; at most 1000"),
+        ({"labels": ["x" * 1001]}, "labels of 1001 characters"),
+        ({"labels": ["a", "b"], "templates": [f"{{}} {i}" for i in range(101)]}, "101 templates"),
+    ],
+)
+def test_label_and_template_limits(client, data, message):
+    r = client.post(
+        "/classify", files={"image": ("x.png", png(shape_image("red", "circle")))}, data=data
+    )
+    assert r.status_code == 422 and message in r.json()["detail"], r.text

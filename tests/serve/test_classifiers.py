@@ -3,7 +3,10 @@ import pytest
 from asif.errors import LabelError, StrategyError, TemplateError
 from asif.model.zero_shot import DEFAULT_TEMPLATES, parse_labels, prompts
 from asif.serve.classifiers import snapshot_classifier
+from asif.serve.dependencies import ServiceSettings
 from asif.serve.live_model import Snapshot
+
+FOUR, TWO = ServiceSettings(classifier_cache=4), ServiceSettings(classifier_cache=2)
 
 
 class PromptModel:
@@ -32,18 +35,25 @@ def test_labels_from_repeated_and_comma_separated_fields():
 
 def test_classifier_is_made_once_per_snapshot_and_key():
     snap = snapshot()
-    first = snapshot_classifier(snap, ["cat,dog"], None, "max", capacity=4)
-    assert snapshot_classifier(snap, ["cat", "dog"], None, "max", capacity=4) is first
+    first = snapshot_classifier(
+        snap, ["cat,dog"], None, "max", limits=ServiceSettings(classifier_cache=4)
+    )
+    assert (
+        snapshot_classifier(
+            snap, ["cat", "dog"], None, "max", limits=ServiceSettings(classifier_cache=4)
+        )
+        is first
+    )
     assert snap.model.made == [(["cat", "dog"], list(DEFAULT_TEMPLATES), "max")]
     assert list(snap.classifiers) == [(("cat", "dog"), DEFAULT_TEMPLATES, "max")]
-    snapshot_classifier(snap, ["cat"], ["a {}"], "mean", capacity=4)
+    snapshot_classifier(snap, ["cat"], ["a {}"], "mean", FOUR)
     assert len(snap.model.made) == 2 and len(snap.classifiers) == 2
 
 
 def test_cache_is_emptied_at_capacity():
     snap = snapshot()
     for name in ("a", "b", "c"):
-        snapshot_classifier(snap, [name], None, "max", capacity=2)
+        snapshot_classifier(snap, [name], None, "max", TWO)
     assert list(snap.classifiers) == [(("c",), DEFAULT_TEMPLATES, "max")]
 
 
@@ -59,5 +69,7 @@ def test_cache_is_emptied_at_capacity():
 def test_refused_input_is_never_cached(templates, strategy, error):
     snap = snapshot()
     with pytest.raises(error):
-        snapshot_classifier(snap, ["cat"], templates, strategy, capacity=4)
+        snapshot_classifier(
+            snap, ["cat"], templates, strategy, limits=ServiceSettings(classifier_cache=4)
+        )
     assert not snap.classifiers and not snap.model.made

@@ -32,6 +32,7 @@ def retrieve_captions(
     model = snap.model
     emb = model.embed_images([read_image(image, settings.max_upload_bytes)])
     candidates = [c for c in captions or [] if c.strip()]
+    settings.check_texts("captions", candidates, settings.max_labels)
     if captions and not candidates:
         raise EmptyInputError("the candidate captions are all empty")
     if candidates:
@@ -45,10 +46,13 @@ def retrieve_captions(
 
 
 @router.post("/retrieve/anchors", response_model=schemas.AnchorsResponse)
-def retrieve_anchors(snap: Snap, query: schemas.AnchorsRequest) -> dict[str, Any]:
+def retrieve_anchors(
+    snap: Snap, settings: Settings, query: schemas.AnchorsRequest
+) -> dict[str, Any]:
     """The anchor pairs whose captions are most like a text (largest r_i(y))."""
     if not query.text.strip():
         raise EmptyInputError("the query text is blank")
+    settings.check_texts("query texts", [query.text], 1)
     model = snap.model
     rel = model.text_relative(model.embed_texts([query.text]))
     a = model.anchors

@@ -29,7 +29,7 @@ def classify(
 ) -> dict[str, Any]:
     """Zero-shot label of an uploaded image among `labels`."""
     picture = read_image(image, settings.max_upload_bytes)
-    clf = snapshot_classifier(snap, labels, templates, strategy, settings.classifier_cache)
+    clf = snapshot_classifier(snap, labels, templates, strategy, settings)
     pred = snap.model.classify_embeddings(snap.model.embed_images([picture]), clf, threshold)
     scores = pred.scores[0]
     best = pred.topk(top)[0]
@@ -54,7 +54,7 @@ def explain(
 ) -> dict[str, Any]:
     """The anchor pairs that contributed most to an image's label."""
     picture = read_image(image, settings.max_upload_bytes)
-    clf = snapshot_classifier(snap, labels, templates, strategy, settings.classifier_cache)
+    clf = snapshot_classifier(snap, labels, templates, strategy, settings)
     emb = snap.model.embed_images([picture])[0]
     ex = snap.model.explain_embedding(emb, clf, label, top)
     return {

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from asif.serve.access import Access
 from asif.serve.body_limit import BodyLimit
 from asif.serve.dependencies import ServiceSettings
 from asif.serve.errors import install_error_handlers
@@ -36,6 +38,7 @@ def create_app(
     *,
     watch_interval: float | None = 1.0,
     limits: ServiceSettings = ServiceSettings(),
+    access: Access = Access(),
 ) -> FastAPI:
     """The service; unless the model is pinned, it polls the table every `watch_interval` s."""
     app = FastAPI(
@@ -48,9 +51,16 @@ def create_app(
     app.state.watcher = None
     if watch_interval and not live.pinned:
         app.state.watcher = TableWatcher(live, watch_interval)
-    app.state.settings = limits
+    app.state.settings, app.state.access = limits, access
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    if access.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(access.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     for router in ROUTERS:
         app.include_router(router)
     return app

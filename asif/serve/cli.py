@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any
 
 from asif.model.settings import DEFAULT_K, DEFAULT_P
 from asif.scan.lance_index import INDEX_KINDS, SearchSettings
 from asif.scan.matrix import PRECISIONS
+from asif.serve.access import TOKEN_ENV, Access, check_bind
 from asif.serve.dependencies import ServiceSettings
 
 
@@ -43,6 +45,18 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="characters per label, template, caption or query text",
     )  # fmt: skip
     p.add_argument(
+        "--token", default=os.environ.get(TOKEN_ENV),
+        help=f"bearer token every endpoint but /health requires (default: ${TOKEN_ENV})",
+    )  # fmt: skip
+    p.add_argument(
+        "--allow-unauthenticated", action="store_true",
+        help="serve beyond loopback without a token",
+    )  # fmt: skip
+    p.add_argument(
+        "--cors-origin", action="append", default=[], dest="cors_origins",
+        help="an origin browsers may call from (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
         "--cache-dir",
         help="memory-map the anchors from an .npy cache of the served version kept here",
     )
@@ -74,6 +88,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from asif.serve.live_model import LiveModel
     from asif.store.location import TableLocation
 
+    access = Access(args.token, tuple(args.cors_origins))
+    check_bind(args.host, access, args.allow_unauthenticated)  # before loading anything
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     location = TableLocation.from_env(args.table, args.name)
     table = location.open()
@@ -99,5 +115,5 @@ def cmd_serve(args: argparse.Namespace) -> None:
         max_templates=args.max_templates,
         max_text_chars=args.max_text_chars,
     )
-    app = create_app(live, watch_interval=args.watch_interval, limits=limits)
+    app = create_app(live, watch_interval=args.watch_interval, limits=limits, access=access)
     uvicorn.run(app, host=args.host, port=args.port)

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Form
 
 from asif.errors import EmptyInputError
 from asif.serve import schemas
+from asif.serve.access import Authorized
 from asif.serve.dependencies import Settings, Snap
 from asif.serve.errors import ERRORS
 from asif.serve.uploads import ImageFile, read_image
 
-router = APIRouter(responses=ERRORS)
+router = APIRouter(responses=ERRORS, dependencies=[Authorized])
 
 
 @router.post("/retrieve/captions", response_model=schemas.CaptionsResponse)

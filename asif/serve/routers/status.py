@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from asif.serve import schemas
+from asif.serve.access import Authorized
 from asif.serve.dependencies import Live, Snap, Watcher
 from asif.serve.live_model import Snapshot
 from asif.serve.watcher import TableWatcher
@@ -33,6 +34,7 @@ def health(snap: Snap, watcher: Watcher) -> dict[str, Any]:
 
 @router.get(
     "/ready",
+    dependencies=[Authorized],
     response_model=schemas.HealthResponse,
     responses={503: {"model": schemas.HealthResponse}},
 )
@@ -42,7 +44,7 @@ def ready(snap: Snap, watcher: Watcher) -> JSONResponse:
     return JSONResponse(answer, status_code=503 if answer["status"] == "degraded" else 200)
 
 
-@router.get("/version", response_model=schemas.VersionResponse)
+@router.get("/version", dependencies=[Authorized], response_model=schemas.VersionResponse)
 def version(live: Live, snap: Snap) -> dict[str, Any]:
     """Which table, version and settings the model being served comes from."""
     model = snap.model

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Form
 
 from asif.model.zero_shot import DEFAULT_STRATEGY
 from asif.serve import schemas
+from asif.serve.access import Authorized
 from asif.serve.classifiers import Labels, Templates, snapshot_classifier
 from asif.serve.dependencies import Settings, Snap
 from asif.serve.errors import ERRORS
 from asif.serve.uploads import ImageFile, read_image
 
-router = APIRouter(responses=ERRORS)
+router = APIRouter(responses=ERRORS, dependencies=[Authorized])
 
 
 @router.post("/classify", response_model=schemas.ClassifyResponse)

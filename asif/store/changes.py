@@ -91,8 +91,10 @@ def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDe
 
     None when `new` is not `old` plus new fragments and deletions (a restore or checkout of
     an earlier version revives deleted rows; other encoders change every row): such a
-    version must be loaded afresh. Checked, not assumed: the ids of `new` must be exactly
-    the old ids less the dropped plus the written ones.
+    version must be loaded afresh. Checked, not assumed, from the manifests and counts
+    alone (no pass over the ids in Python): no fragment `old` had may have fewer deleted
+    rows, and `new` holds exactly as many ids as the old ones less the dropped plus the
+    written ones. It always holds those, so a surplus means rows `old` did not have.
     """
     if (old.image_encoder, old.text_encoder, old.image_dim, old.text_dim) != (
         new.image_encoder, new.text_encoder, new.image_dim, new.text_dim,
@@ -105,7 +107,7 @@ def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDe
         before = known.get(f.fragment_id)
         if before is None:
             fresh.append(f)
-        elif f.count_rows() > before.count_rows():  # deleted rows came back
+        elif _deleted(f) < _deleted(before):  # deleted rows came back
             return None
     ids = _ids(new_ds)
     gone = pc.invert(pc.is_in(old_ids, value_set=ids))
@@ -118,8 +120,7 @@ def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDe
     written_ids = written.column(ID).to_pylist()
     rewritten = pc.filter(written.column(ID), pc.is_in(written.column(ID), value_set=old_ids))
     dropped.update(rewritten.to_pylist())
-    kept = set(old_ids.to_pylist()) - dropped
-    if len(ids) != len(kept) + len(written_ids) or set(ids.to_pylist()) != kept | set(written_ids):
+    if len(ids) != len(old_ids) - len(dropped) + len(written_ids):
         return None  # rows the old version did not have arrived in fragments it had
     return TableDelta(
         from_version=old.version,
@@ -138,3 +139,9 @@ def _ids(dataset: Any) -> pa.Array:
     """The id column of a Lance dataset (at its version), as one Arrow array."""
     column = dataset.to_table(columns=[ID]).column(ID)
     return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+def _deleted(fragment: Any) -> int:
+    """Rows deleted from a fragment, from the manifest (no deletion file is read)."""
+    deletions = fragment.metadata.deletion_file
+    return 0 if deletions is None else int(deletions.num_deleted_rows)

@@ -108,6 +108,20 @@ def test_a_restored_version_is_served_as_a_fresh_load(table, change):
     assert_same_model(live.snapshot.model, LiveModel(table.uri, k=30, p=4.0).snapshot.model)
 
 
+def test_a_restore_hidden_behind_a_later_delete_is_seen(table):
+    """Between two refreshes a restore revives a0 and a delete removes a5 from the same
+    fragment: its deletion count is unchanged, but the table holds an id the model lacks."""
+    before = table.version
+    table.remove(["a0"])
+    live = LiveModel(table.uri, k=30, p=4.0)
+    table.restore(before)
+    table.remove(["a5"])
+    assert live.refresh() and live.snapshot.how == "full"
+    assert sorted(live.snapshot.model.anchors.ids) == sorted(
+        table.read(["id"]).column("id").to_pylist()
+    )
+
+
 def test_read_delta_refuses_what_it_cannot_describe(table):
     from asif.store.changes import read_delta
 

@@ -13,6 +13,10 @@ class ImageDecodeError(AsifError, ValueError):
     """An image file or payload could not be read or decoded."""
 
 
+class ImageTooLargeError(ImageDecodeError):
+    """An image that would decode to more pixels than the limit (refused before decoding)."""
+
+
 class DimensionMismatchError(AsifError, ValueError):
     """Embeddings whose dimension does not match the anchors or the table."""
 

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from asif.encoders.base import ImageInput
-from asif.errors import ImageDecodeError
+from asif.errors import ImageDecodeError, ImageTooLargeError
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm"}
@@ -76,7 +76,7 @@ def _bounded(image: Image.Image, label: str, max_pixels: int) -> Image.Image:
         image.draft("RGB", (math.ceil(width / scale), math.ceil(height / scale)))
         if image.size[0] * image.size[1] <= max_pixels:
             return image
-    raise ImageDecodeError(
+    raise ImageTooLargeError(
         f"cannot decode {label}: {width} x {height} pixels is over the limit of {max_pixels:,}"
     )
 

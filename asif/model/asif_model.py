@@ -268,6 +268,16 @@ class AsifModel:
         top: int = 5,
     ) -> Explanation:
         r_image = self.image_relative(np.asarray(image_embedding)[None, :])
+        return self.explain_relative(r_image, classifier, label, top)
+
+    def explain_relative(
+        self,
+        r_image: SparseRelative,
+        classifier: ZeroShotClassifier,
+        label: str | None = None,
+        top: int = 5,
+    ) -> Explanation:
+        """As `explain_embedding`, from the image's r(x) (one row)."""
         if label is None:
             label_id = int(classifier.scores(r_image)[0].argmax())
         elif label in classifier.class_names:

@@ -1,18 +1,8 @@
 """`python -m asif.serve --table URI ...`: the same as `asif serve`."""
 
-import argparse
 import sys
 
-from asif.serve.cli import add_serve_parser
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m asif.serve")
-    sub = parser.add_subparsers(dest="command")
-    add_serve_parser(sub)
-    args = parser.parse_args(["serve", *sys.argv[1:]])
-    args.run(args)
-
+from asif.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["serve", *sys.argv[1:]]))

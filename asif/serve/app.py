@@ -1,6 +1,6 @@
 """The FastAPI query service over a live ASIF model (`create_app`).
 
-The app is put together here: the limits in `app.state`, the error handlers
+The app is put together here: its settings in `app.state`, the error handlers
 (`asif.serve.errors`) and the routers (`asif.serve.routers`). Each handler gets the live
 model's current snapshot once, through `asif.serve.dependencies`, and answers from it alone.
 """
@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from asif.serve.access import Access
+from asif.serve.batching import ImageBatcher
 from asif.serve.body_limit import BodyLimit
 from asif.serve.dependencies import ServiceSettings
 from asif.serve.errors import install_error_handlers
@@ -24,20 +25,21 @@ from asif.serve.watcher import TableWatcher
 
 @asynccontextmanager
 async def _follow_table(app: FastAPI) -> AsyncIterator[None]:
-    """Run the table watcher, if any, while the app serves."""
+    """Run the table watcher, if any, while the app serves; stop the image batcher after."""
     watcher: TableWatcher | None = app.state.watcher
     if watcher:
         watcher.start()
     yield
     if watcher:
         watcher.stop()
+    app.state.batcher.close()
 
 
 def create_app(
     live: LiveModel,
     *,
     watch_interval: float | None = 1.0,
-    limits: ServiceSettings = ServiceSettings(),
+    settings: ServiceSettings = ServiceSettings(),
     access: Access = Access(),
 ) -> FastAPI:
     """The service; unless the model is pinned, it polls the table every `watch_interval` s."""
@@ -51,9 +53,10 @@ def create_app(
     app.state.watcher = None
     if watch_interval and not live.pinned:
         app.state.watcher = TableWatcher(live, watch_interval)
-    app.state.settings, app.state.access = limits, access
+    app.state.settings, app.state.access = settings, access
+    app.state.batcher = ImageBatcher(settings.batching)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if access.cors_origins:
         app.add_middleware(
             CORSMiddleware,

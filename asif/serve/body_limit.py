@@ -35,9 +35,13 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            response = JSONResponse({"detail": too_large(self.max_bytes)}, status_code=413)
-            await response(scope, receive, send)
+        refusal = None
+        if declared is not None and not declared.isdigit():
+            refusal = JSONResponse({"detail": "Content-Length is not a number"}, status_code=400)
+        elif declared is not None and int(declared) > self.max_bytes:
+            refusal = JSONResponse({"detail": too_large(self.max_bytes)}, status_code=413)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
         seen = 0
 

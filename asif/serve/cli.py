@@ -11,6 +11,7 @@ from asif.model.settings import DEFAULT_K, DEFAULT_P
 from asif.scan.lance_index import INDEX_KINDS, SearchSettings
 from asif.scan.matrix import PRECISIONS
 from asif.serve.access import TOKEN_ENV, Access, check_bind
+from asif.serve.batching import BatchSettings
 from asif.serve.dependencies import ServiceSettings
 
 
@@ -32,17 +33,29 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--watch-interval", type=float, default=1.0, help="seconds between version checks"
     )
-    limits = ServiceSettings()
+    defaults = ServiceSettings()
     p.add_argument(
-        "--max-upload-bytes", type=int, default=limits.max_upload_bytes, help="largest image file"
-    )
-    p.add_argument("--max-labels", type=int, default=limits.max_labels, help="labels per request")
-    p.add_argument(
-        "--max-templates", type=int, default=limits.max_templates, help="templates per request"
+        "--max-upload-bytes", type=int, default=defaults.max_upload_bytes, help="largest image file"
     )
     p.add_argument(
-        "--max-text-chars", type=int, default=limits.max_text_chars,
+        "--max-pixels", type=int, default=defaults.max_pixels,
+        help="pixels an image may decode to (larger JPEGs are decoded reduced, others refused)",
+    )  # fmt: skip
+    p.add_argument("--max-labels", type=int, default=defaults.max_labels, help="labels per request")
+    p.add_argument(
+        "--max-templates", type=int, default=defaults.max_templates, help="templates per request"
+    )
+    p.add_argument(
+        "--max-text-chars", type=int, default=defaults.max_text_chars,
         help="characters per label, template, caption or query text",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-batch", type=int, default=defaults.batching.max_batch,
+        help="images encoded together at most (1: no micro-batching)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-wait-ms", type=float, default=defaults.batching.batch_wait * 1000,
+        help="how long the first image of a batch waits for others",
     )  # fmt: skip
     p.add_argument(
         "--token", default=os.environ.get(TOKEN_ENV),
@@ -109,11 +122,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
         text_encoder=load_text_encoder(args.text_encoder or table.text_encoder),
         cache_dir=args.cache_dir,
     )
-    limits = ServiceSettings(
+    settings = ServiceSettings(
         max_upload_bytes=args.max_upload_bytes,
+        max_pixels=args.max_pixels,
         max_labels=args.max_labels,
         max_templates=args.max_templates,
         max_text_chars=args.max_text_chars,
+        batching=BatchSettings(args.max_batch, args.batch_wait_ms / 1000),
     )
-    app = create_app(live, watch_interval=args.watch_interval, limits=limits, access=access)
+    app = create_app(live, watch_interval=args.watch_interval, settings=settings, access=access)
     uvicorn.run(app, host=args.host, port=args.port)

@@ -12,7 +12,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from asif.errors import LimitError
+from asif.encoders.images import MAX_PIXELS
+from asif.errors import LimitError, require_positive_int
+from asif.serve.batching import BatchSettings, ImageBatcher
 from asif.serve.live_model import LiveModel, Snapshot
 from asif.serve.watcher import TableWatcher
 
@@ -23,18 +25,28 @@ FORM_ALLOWANCE = 1024 * 1024  # bytes of form fields (labels, templates) beside 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """The app-wide limits, fixed when the app is made (kept in `app.state.settings`).
+    """The app-wide settings, fixed when the app is made (kept in `app.state.settings`).
 
-    Each bounds the work one request can cause: the image file, the whole body (the image
-    plus `FORM_ALLOWANCE` for the other fields), and the labels, templates and texts that
-    are embedded for it.
+    The limits each bound the work one request can cause: the image file, the pixels it
+    decodes to, the whole body (the image plus `FORM_ALLOWANCE` for the other fields), and
+    the labels, templates and texts that are embedded for it. `batching` says how uploaded
+    images are batched through the encoder.
     """
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    max_pixels: int = MAX_PIXELS  # JPEGs beyond it are decoded reduced, other images refused
     classifier_cache: int = CLASSIFIER_CACHE
     max_labels: int = 1000  # class names (or candidate captions) per request
     max_templates: int = 100
     max_text_chars: int = 1000  # per label, template, caption or query text
+    batching: BatchSettings = BatchSettings()
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_upload_bytes", "max_pixels", "classifier_cache", "max_labels",
+            "max_templates", "max_text_chars",
+        ):  # fmt: skip
+            require_positive_int(name, getattr(self, name))
 
     @property
     def max_body_bytes(self) -> int:
@@ -67,7 +79,12 @@ async def service_settings(request: Request) -> ServiceSettings:
     return request.app.state.settings
 
 
+async def image_batcher(request: Request) -> ImageBatcher:
+    return request.app.state.batcher
+
+
 Live = Annotated[LiveModel, Depends(live_model)]
 Snap = Annotated[Snapshot, Depends(current_snapshot)]
 Watcher = Annotated[TableWatcher | None, Depends(table_watcher)]
 Settings = Annotated[ServiceSettings, Depends(service_settings)]
+Batcher = Annotated[ImageBatcher, Depends(image_batcher)]

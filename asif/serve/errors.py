@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from asif.errors import AsifError, ImageDecodeError
+from asif.errors import AsifError, ImageDecodeError, ImageTooLargeError
 from asif.serve.schemas import ErrorResponse
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -21,7 +21,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def status_code(exc: AsifError) -> int:
-    """415 for a file that is not a decodable image, 422 for any other bad input."""
+    """413 for an image of too many pixels, 415 for a file that is not a decodable image,
+    422 for any other bad input."""
+    if isinstance(exc, ImageTooLargeError):
+        return 413
     return 415 if isinstance(exc, ImageDecodeError) else 422
 
 

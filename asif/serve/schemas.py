@@ -88,7 +88,10 @@ class HealthResponse(BaseModel):
 
 
 class VersionResponse(ServedBy):
-    table: str = Field(description="anchor table URI")
+    table: str = Field(
+        description="where the table is: an object-store URI without credentials or query, "
+        "or a local folder by its name only"
+    )
     name: str
     tag: str | None
     pinned: bool

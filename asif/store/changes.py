@@ -89,30 +89,44 @@ def changed_rows(
 def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDelta | None:
     """The changes between two views of one table; `old_ids` are the ids at `old`'s version.
 
-    None when `new` is not `old` plus new fragments and deletions (a restore or checkout of
-    an earlier version revives deleted rows; other encoders change every row): such a
-    version must be loaded afresh. Checked, not assumed, from the manifests and counts
-    alone (no pass over the ids in Python): no fragment `old` had may have fewer deleted
-    rows, and `new` holds exactly as many ids as the old ones less the dropped plus the
-    written ones. It always holds those, so a surplus means rows `old` did not have.
+    None when `new` is not `old` plus new fragments and deletions: such a version must be
+    loaded afresh. That is the case for a restore or checkout of an earlier version (it
+    revives deleted rows), other encoders (every row changes), a column read here rewritten
+    in place (`alter_columns` to another type, new data files or overlays in a fragment `old`
+    had), or an `old` version no longer stored (cleaned up after a compaction). Checked, not
+    assumed, mostly from the manifests and counts (no pass over every id in Python): no
+    fragment `old` had may have fewer deleted rows or other data for these columns; `new`
+    holds exactly as many ids as the old ones less the dropped plus the written ones (it
+    always holds those, so a surplus means rows `old` did not have); and no id of a fragment
+    that left (read from `old`: proportional to the change) is still there unless written
+    again, since a revived older row of it would otherwise pass for the one the model has.
     """
     if (old.image_encoder, old.text_encoder, old.image_dim, old.text_dim) != (
         new.image_encoder, new.text_encoder, new.image_dim, new.text_dim,
     ):  # fmt: skip
         return None
-    old_ds, new_ds = old.lance_table.to_lance(), new.lance_table.to_lance()
+    old_ds = _dataset(old)
+    if old_ds is None:
+        return None
+    new_ds = new.lance_table.to_lance()
+    columns = [ID, URL, CAPTION, IMAGE_EMBEDDING, TEXT_EMBEDDING]
+    fields = _fields(old_ds, columns)
+    if fields != _fields(new_ds, columns):
+        return None  # a column replaced (e.g. cast to another type): every row rewritten
+    field_ids = {i for _, i, _ in fields}
     known = {f.fragment_id: f for f in old_ds.get_fragments()}
     fresh = []
     for f in new_ds.get_fragments():
-        before = known.get(f.fragment_id)
+        before = known.pop(f.fragment_id, None)
         if before is None:
             fresh.append(f)
         elif _deleted(f) < _deleted(before):  # deleted rows came back
             return None
+        elif _data(f, field_ids) != _data(before, field_ids):  # rewritten in place
+            return None
     ids = _ids(new_ds)
     gone = pc.invert(pc.is_in(old_ids, value_set=ids))
     dropped = set(pc.filter(old_ids, gone).to_pylist())
-    columns = [ID, URL, CAPTION, IMAGE_EMBEDDING, TEXT_EMBEDDING]
     if fresh:
         written = new_ds.scanner(columns=columns, fragments=fresh).to_table()
     else:
@@ -122,6 +136,15 @@ def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDe
     dropped.update(rewritten.to_pylist())
     if len(ids) != len(old_ids) - len(dropped) + len(written_ids):
         return None  # rows the old version did not have arrived in fragments it had
+    if known:  # fragments that left: their rows were deleted, compacted or restored away
+        left = old_ds.scanner(columns=[ID], fragments=list(known.values())).to_table()
+        left_ids = left.column(ID)
+        stayed = pc.and_(
+            pc.is_in(left_ids, value_set=ids),
+            pc.invert(pc.is_in(left_ids, value_set=written.column(ID))),
+        )
+        if pc.any(stayed).as_py():
+            return None  # an id whose row left is served by an older row a restore revived
     return TableDelta(
         from_version=old.version,
         to_version=new.version,
@@ -133,6 +156,35 @@ def read_delta(old: AnchorTable, new: AnchorTable, old_ids: pa.Array) -> TableDe
         written_image=embedding_matrix(written.column(IMAGE_EMBEDDING), new.image_dim),
         written_text=embedding_matrix(written.column(TEXT_EMBEDDING), new.text_dim),
     )
+
+
+def _dataset(table: AnchorTable) -> Any | None:
+    """The Lance dataset at `table`'s version, or None where that version is no longer
+    stored (`optimize(cleanup_older_than=...)` deletes old manifests, the served one too)."""
+    try:
+        return table.lance_table.to_lance()
+    except ValueError as e:  # lance 14: "Dataset at path .../3.manifest was not found"
+        if "not found" not in str(e).lower():
+            raise
+        return None
+
+
+def _fields(dataset: Any, columns: list[str]) -> list[tuple[str, int, str]]:
+    """(name, Lance field id, Arrow type) of these columns: an id or type that differs
+    between two versions means the column was replaced (`alter_columns` writes new data)."""
+    schema, arrow = dataset.lance_schema, dataset.schema
+    return [(c, schema.field(c).id(), str(arrow.field(c).type)) for c in columns]
+
+
+def _data(fragment: Any, field_ids: set[int]) -> tuple[list[str], list[str]]:
+    """The paths of a fragment's data files and overlays holding any of these fields
+    (files holding other columns only, e.g. one added by `add_columns`, do not count)."""
+    meta = fragment.metadata
+    files = sorted(f.path for f in meta.files if field_ids.intersection(f.fields))
+    overlays = sorted(
+        o.data_file.path for o in meta.overlays if field_ids.intersection(o.data_file.fields)
+    )
+    return files, overlays
 
 
 def _ids(dataset: Any) -> pa.Array:

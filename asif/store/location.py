@@ -10,6 +10,8 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePath
+from urllib.parse import urlsplit, urlunsplit
 
 from asif.errors import SettingsError
 from asif.store.table import AnchorTable
@@ -44,6 +46,17 @@ def storage_options_from_env(env: Mapping[str, str] | None = None) -> dict[str, 
             raise SettingsError(f"{STORAGE_OPTIONS_ENV} must be a JSON object, got {extra!r}")
         options.update({str(k): str(v) for k, v in extra.items()})
     return options or None
+
+
+def public_uri(uri: str) -> str:
+    """`uri` as an answer to a client may show it: an object-store uri without credentials or
+    query, a local folder by its last name only (the server's paths stay in its log)."""
+    parts = urlsplit(uri)
+    if len(parts.scheme) > 1 and parts.scheme != "file":  # (a drive letter is no scheme)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return PurePath(parts.path if parts.scheme == "file" else uri).name
 
 
 @dataclass(frozen=True)

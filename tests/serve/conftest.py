@@ -134,7 +134,7 @@ def serve(encoders):
         app = create_app(
             live,
             watch_interval=watch_interval,
-            limits=ServiceSettings(max_upload_bytes=max_upload_bytes),
+            settings=ServiceSettings(max_upload_bytes=max_upload_bytes),
         )
         server = RunningServer(app).__enter__()
         started.append(server)
@@ -150,7 +150,7 @@ def client(shape_table, encoders):
     """A TestClient over the service on `shape_table` (k=10, not following the table)."""
     live = LiveModel(shape_table.uri, image_encoder=encoders[0], text_encoder=encoders[1], k=10)
     with TestClient(
-        create_app(live, watch_interval=None, limits=ServiceSettings(max_upload_bytes=200_000))
+        create_app(live, watch_interval=None, settings=ServiceSettings(max_upload_bytes=200_000))
     ) as c:
         yield c
 

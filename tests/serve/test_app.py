@@ -1,3 +1,4 @@
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -34,6 +35,7 @@ def test_endpoints(shape_table, serve, red_circle_png):
         assert v["version"] == shape_table.version and v["anchors"] == 27
         assert v["image_encoder"] == "efficientnet-lite0" and (v["k"], v["p"]) == (10, 4.0)
         assert v["pinned"] is False and v["update"] == "full"
+        assert v["table"] == os.path.basename(shape_table.uri)  # no server path
 
         r = c.post("/classify", files=upload(red_circle_png), data=form(top=2))
         assert r.status_code == 200, r.text
@@ -90,6 +92,9 @@ def test_bad_requests_get_clear_4xx(shape_table, serve, red_circle_png):
             r = c.post("/classify", files=files or upload(red_circle_png), data=data)
             assert r.status_code == status, r.text
             assert message in r.json()["detail"]
+        two = [("image", (name, red_circle_png)) for name in ("a.png", "b.png")]
+        r = c.post("/classify", files=two, data=form())
+        assert r.status_code == 422 and "the form has 2 image parts" in r.json()["detail"]
         r = c.post("/explain", files=upload(red_circle_png), data=form(label="dog"))
         assert r.status_code == 422 and "dog" in r.json()["detail"]
         assert c.post("/retrieve/anchors", json={"text": "  "}).status_code == 422
@@ -199,7 +204,7 @@ def test_bodies_over_the_limit_are_refused_while_they_stream(shape_table, encode
     from asif.serve.live_model import LiveModel
 
     live = LiveModel(shape_table.uri, image_encoder=encoders[0], text_encoder=encoders[1])
-    app = create_app(live, watch_interval=None, limits=ServiceSettings(max_upload_bytes=1000))
+    app = create_app(live, watch_interval=None, settings=ServiceSettings(max_upload_bytes=1000))
     limit = app.state.settings.max_body_bytes
     with TestClient(app) as c:
         big = b'{"text": "' + b"a" * limit + b'"}'
@@ -210,6 +215,21 @@ def test_bodies_over_the_limit_are_refused_while_they_stream(shape_table, encode
             "/retrieve/anchors", content=chunks, headers={"content-type": "application/json"}
         )
         assert r.status_code == 413
+        r = c.post(
+            "/retrieve/anchors", content=b"{}",
+            headers={"content-type": "application/json", "content-length": "12abc"},
+        )  # fmt: skip
+        assert r.status_code == 400 and "Content-Length" in r.json()["detail"]
+
+
+def test_images_over_the_pixel_limit_are_413(shape_table, encoders, red_circle_png):
+    from asif.serve.live_model import LiveModel
+
+    live = LiveModel(shape_table.uri, image_encoder=encoders[0], text_encoder=encoders[1])
+    app = create_app(live, watch_interval=None, settings=ServiceSettings(max_pixels=1000))
+    with TestClient(app) as c:
+        r = c.post("/classify", files=upload(red_circle_png, "wide.png"), data=form())
+        assert r.status_code == 413 and "wide.png" in r.json()["detail"], r.text
 
 
 @pytest.mark.parametrize(

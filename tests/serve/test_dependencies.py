@@ -41,7 +41,7 @@ def test_a_request_takes_the_snapshot_once():
 
 def test_app_settings_reach_handlers():
     app = create_app(
-        SwappingLive(), watch_interval=None, limits=ServiceSettings(max_upload_bytes=123)
+        SwappingLive(), watch_interval=None, settings=ServiceSettings(max_upload_bytes=123)
     )
 
     @app.get("/settings")

@@ -1,4 +1,6 @@
+import argparse
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -35,3 +37,27 @@ def test_load_test_refuses_other_hosts():
     with pytest.raises(SystemExit, match="loopback"):
         load_test.check_loopback("http://example.com:8000")
     load_test.check_loopback("http://127.0.0.1:8000")
+
+
+def test_swaps_under_load_serve_every_version_without_failing(shape_table, serve):
+    load_test = load_module()
+    server = serve(shape_table, k=10, watch_interval=0.1)
+    image = png(shape_image("red", "circle", 3))
+    result = load_test.swaps_under_load(
+        server.url, os.getpid(), shape_table.uri, swaps=3, rows=5, anchors=27, image=image
+    )
+    assert result.swaps == 3 and result.load.requests > 0 and not result.load.failures
+    assert result.rss_after_first > 0 and abs(result.growth) < 1
+
+
+@pytest.mark.slow
+def test_the_comparison_runs_end_to_end(capsys):
+    """The benchmark as documented, at a tiny size: two servers in subprocesses."""
+    load_test = load_module()
+    args = argparse.Namespace(
+        image=None, anchors=300, requests=16, clients=[2, 4], max_seconds=120, swaps=2,
+        swap_rows=10,
+    )  # fmt: skip
+    assert load_test.compare(args)
+    out = capsys.readouterr().out
+    assert "| 4 | micro-batched |" in out and "2 version swaps" in out

@@ -1,7 +1,7 @@
 import pytest
 
 from asif.errors import EncoderMismatchError, SettingsError
-from asif.store.location import TableLocation, storage_options_from_env
+from asif.store.location import TableLocation, public_uri, storage_options_from_env
 from tests.store.rows import ENC, make_batch
 
 AWS = {
@@ -58,3 +58,17 @@ def test_location_opens_the_table(tmp_path):
     assert location.create_or_open(**ENC).version == table.version
     with pytest.raises(EncoderMismatchError):
         location.create_or_open(**{**ENC, "text_encoder": "other"})
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("/srv/data/asif/lancedb", "lancedb"),
+        ("relative/lancedb/", "lancedb"),
+        ("file:///srv/data/lancedb", "lancedb"),
+        ("s3://user:secret@bucket/anchors?token=abc", "s3://bucket/anchors"),
+        ("s3://bucket:9000/db", "s3://bucket:9000/db"),
+    ],
+)
+def test_public_uri_shows_no_server_paths_or_credentials(uri, shown):
+    assert public_uri(uri) == shown

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form
 from asif.errors import EmptyInputError
 from asif.serve import schemas
 from asif.serve.access import Authorized
-from asif.serve.dependencies import Settings, Snap
+from asif.serve.dependencies import Batcher, Settings, Snap
 from asif.serve.errors import ERRORS
 from asif.serve.uploads import ImageFile, read_image
 
@@ -21,6 +21,7 @@ router = APIRouter(responses=ERRORS, dependencies=[Authorized])
 def retrieve_captions(
     snap: Snap,
     settings: Settings,
+    batcher: Batcher,
     image: ImageFile,
     captions: Annotated[
         list[str] | None,
@@ -31,16 +32,17 @@ def retrieve_captions(
     """The captions that best describe an image: the given candidates ranked by ASIF score,
     or the captions of the anchors whose images are most like it (largest r_i(x))."""
     model = snap.model
-    emb = model.embed_images([read_image(image, settings.max_upload_bytes)])
+    embedded = batcher.embed(model, read_image(image, settings))
     candidates = [c for c in captions or [] if c.strip()]
     settings.check_texts("captions", candidates, settings.max_labels)
     if captions and not candidates:
         raise EmptyInputError("the candidate captions are all empty")
     if candidates:
-        order, scores = model.retrieve_embeddings(emb, model.embed_texts(candidates), "image", top)
+        texts = model.embed_texts(candidates)
+        order, scores = model.retrieve_embeddings(embedded.embedding, texts, "image", top)
         ranked = [(candidates[i], s) for i, s in zip(order[0], scores[0], strict=True)]
         return {**schemas.served_by(snap), "source": "candidates", "captions": _ranked(ranked)}
-    rel = model.image_relative(emb)
+    rel = embedded.relative
     hits = _top_entries(rel.indices[0], rel.values[0], top)
     ranked = [(model.anchors.captions[i], v) for i, v in hits]
     return {**schemas.served_by(snap), "source": "anchors", "captions": _ranked(ranked)}

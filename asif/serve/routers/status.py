@@ -12,6 +12,7 @@ from asif.serve.access import Authorized
 from asif.serve.dependencies import Live, Snap, Watcher
 from asif.serve.live_model import Snapshot
 from asif.serve.watcher import TableWatcher
+from asif.store.location import public_uri
 
 router = APIRouter()
 
@@ -50,7 +51,7 @@ def version(live: Live, snap: Snap) -> dict[str, Any]:
     model = snap.model
     return {
         **schemas.served_by(snap),
-        "table": live.uri,
+        "table": public_uri(live.uri),
         "name": live.name,
         "tag": live.tag,
         "pinned": live.pinned,

@@ -10,7 +10,7 @@ from asif.model.zero_shot import DEFAULT_STRATEGY
 from asif.serve import schemas
 from asif.serve.access import Authorized
 from asif.serve.classifiers import Labels, Templates, snapshot_classifier
-from asif.serve.dependencies import Settings, Snap
+from asif.serve.dependencies import Batcher, Settings, Snap
 from asif.serve.errors import ERRORS
 from asif.serve.uploads import ImageFile, read_image
 
@@ -21,6 +21,7 @@ router = APIRouter(responses=ERRORS, dependencies=[Authorized])
 def classify(
     snap: Snap,
     settings: Settings,
+    batcher: Batcher,
     image: ImageFile,
     labels: Labels,
     templates: Templates = None,
@@ -29,9 +30,8 @@ def classify(
     top: Annotated[int, Form(ge=1, le=100)] = 5,
 ) -> dict[str, Any]:
     """Zero-shot label of an uploaded image among `labels`."""
-    picture = read_image(image, settings.max_upload_bytes)
     clf = snapshot_classifier(snap, labels, templates, strategy, settings)
-    pred = snap.model.classify_embeddings(snap.model.embed_images([picture]), clf, threshold)
+    pred = clf.predict(batcher.embed(snap.model, read_image(image, settings)).relative, threshold)
     scores = pred.scores[0]
     best = pred.topk(top)[0]
     return {
@@ -46,6 +46,7 @@ def classify(
 def explain(
     snap: Snap,
     settings: Settings,
+    batcher: Batcher,
     image: ImageFile,
     labels: Labels,
     templates: Templates = None,
@@ -54,10 +55,9 @@ def explain(
     top: Annotated[int, Form(ge=1, le=100)] = 5,
 ) -> dict[str, Any]:
     """The anchor pairs that contributed most to an image's label."""
-    picture = read_image(image, settings.max_upload_bytes)
     clf = snapshot_classifier(snap, labels, templates, strategy, settings)
-    emb = snap.model.embed_images([picture])[0]
-    ex = snap.model.explain_embedding(emb, clf, label, top)
+    embedded = batcher.embed(snap.model, read_image(image, settings))
+    ex = snap.model.explain_relative(embedded.relative, clf, label, top)
     return {
         "version": snap.version,
         "label": ex.label,

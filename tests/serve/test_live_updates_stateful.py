@@ -47,7 +47,7 @@ from asif.store.schema import (
 )
 from asif.store.table import AnchorTable
 from tests.dense_reference import random_unit
-from tests.serve.test_live_model import by_id
+from tests.serve.test_live_model import by_id, make_batch
 
 K, P = 10, 4.0
 # (image encoder, text encoder, image dim, text dim): the table starts with the first
@@ -350,20 +350,6 @@ def table(tmp_path) -> AnchorTable:
     )  # fmt: skip
     t.upsert(make_batch(np.random.default_rng(0), 0, 40))
     return t
-
-
-def make_batch(rng: np.random.Generator, lo: int, hi: int) -> pa.Table:
-    _, _, image_dim, text_dim = ENCODERS[0]
-    n = hi - lo
-    return build_anchor_batch(
-        urls=[f"http://x/{i}.jpg" for i in range(lo, hi)],
-        captions=[f"caption {i} {rng.integers(1000)}" for i in range(lo, hi)],
-        widths=[1] * n,
-        heights=[1] * n,
-        image_embeddings=random_unit(rng, n, image_dim),
-        text_embeddings=random_unit(rng, n, text_dim),
-        ids=[f"a{i}" for i in range(lo, hi)],
-    )
 
 
 def refreshed(live: LiveModel, table: AnchorTable) -> str:

@@ -133,7 +133,9 @@ def conform_batch(batch: pa.Table, target: pa.Schema, *, where: str) -> pa.Table
 
     Raises `EncoderMismatchError`, `DimensionMismatchError` (naming both sides) or
     `SchemaMismatchError` (missing column, lossy cast, null or duplicate ids, null embedding).
-    Columns not in the schema are dropped. `where` names the table in the messages.
+    Columns not in the schema are dropped; nullable columns of the table beyond the anchor
+    columns (added by users) are null where the batch lacks them. `where` names the table in
+    the messages.
     """
     check_encoders(batch, target, where=where)
     missing = [c for c in COLUMNS if c not in batch.column_names]
@@ -143,6 +145,14 @@ def conform_batch(batch: pa.Table, target: pa.Schema, *, where: str) -> pa.Table
         )
     arrays = []
     for field in target:
+        if field.name not in batch.column_names:  # one added to the table (`add_columns`)
+            if not field.nullable:
+                raise SchemaMismatchError(
+                    f"batch lacks column {field.name!r} of {where}, which has no default (not "
+                    "nullable)"
+                )
+            arrays.append(pa.nulls(batch.num_rows, field.type))
+            continue
         col = batch.column(field.name)
         if field.name in (IMAGE_EMBEDDING, TEXT_EMBEDDING):
             _check_list_lengths(col, field, where)

@@ -81,3 +81,11 @@ def test_conform_casts_losslessly_or_says_why(table):
         table.upsert(dup)
     assert table.version == version
     assert drop_duplicate_ids(dup).column("id").to_pylist() == b.column("id").to_pylist()
+
+
+def test_columns_users_added_to_the_table_are_null_in_batches_without_them(table):
+    table.upsert(make_batch(0, 3))
+    table.lance_table.add_columns({"rating": "cast(NULL as int)"})
+    table.refresh()
+    table.upsert(make_batch(3, 2))  # no "rating": null, not a KeyError
+    assert table.read(["rating"]).column("rating").null_count == 5 and len(table) == 5

@@ -1,4 +1,5 @@
-"""The `asif` command line: run the demo, classify and explain images with a saved model.
+"""The `asif` command line: run the demo, classify and explain images with a saved model, build
+an anchor table from a url list.
 
 Input the library refuses (templates, strategy, labels, settings, images, model folders) is an
 `AsifError`; `main` turns it, and missing or clashing files, into one line on stderr and exit
@@ -8,11 +9,16 @@ status 2, so the commands check nothing themselves.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from asif.demo import (
     ANCHORS_PER_CLASS,
@@ -54,6 +60,17 @@ def _templates(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    if args.pipeline:
+        from asif.pipeline_demo import run_pipeline_demo
+
+        print(
+            run_pipeline_demo(
+                args.table, args.pairs_dir, args.image_encoder,
+                anchors_per_class=args.anchors_per_class,
+                test_per_class=args.test_per_class,
+            ).report()
+        )  # fmt: skip
+        return
     result = run_demo(
         args.output,
         args.pairs_dir,
@@ -103,6 +120,119 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(json.dumps(read_settings(args.model), indent=2))
 
 
+def cmd_build_anchors(args: argparse.Namespace) -> None:
+    from asif.pipeline.build import (
+        build_anchor_table,
+        default_quarantine_dir,
+        default_tag,
+        default_work_dir,
+    )
+    from asif.pipeline.progress import ProgressTracker, TerminalProgress
+    from asif.pipeline.session import build_session
+    from asif.pipeline.summary import summary_text
+    from asif.store.location import TableLocation
+
+    options = {}
+    for name, cls in _option_classes().items():
+        try:
+            options[name] = cls(**{f.name: getattr(args, f.name) for f in _given(args, cls)})
+        except ValueError as exc:
+            args.parser.error(str(exc))
+    work_dir = args.work_dir or default_work_dir(args.table_name)
+    try:
+        with _signals_end_the_command(), build_session(work_dir) as session:
+            if session.stale is not None:
+                print(
+                    f"asif build-anchors: the previous build of {work_dir} "
+                    f"({session.stale.describe()}) was killed before it finished; resuming",
+                    file=sys.stderr,
+                )
+            with ProgressTracker([TerminalProgress()], interval=args.progress_every) as tracker:
+                summary = build_anchor_table(
+                    args.url_list,
+                    TableLocation.from_env(args.table, args.table_name),
+                    work_dir=work_dir,
+                    quarantine_dir=args.quarantine_dir or default_quarantine_dir(args.table_name),
+                    tag=args.tag or default_tag(),
+                    tracker=tracker,
+                    **options,
+                )
+    except KeyboardInterrupt:
+        print("asif build-anchors: interrupted; the same command resumes", file=sys.stderr)
+        raise SystemExit(130) from None
+    print(json.dumps(summary.as_dict(), indent=2) if args.json else summary_text(summary), end="")
+
+
+def _option_classes() -> dict[str, type]:
+    """The option objects of the build, by `build_anchor_table` parameter (as in the flow)."""
+    from asif.pipeline.download import DownloadOptions
+    from asif.pipeline.embed import EmbedOptions
+    from asif.pipeline.url_list import UrlListOptions
+
+    return {"source": UrlListOptions, "download": DownloadOptions, "embed": EmbedOptions}
+
+
+def _given(args: argparse.Namespace, cls: type) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(cls) if hasattr(args, f.name)]
+
+
+@contextmanager
+def _signals_end_the_command() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the command as Ctrl-C does, through every `finally` (shutting
+    down its Ray session, releasing its work folder); by default they end it on the spot."""
+
+    def end(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {s: signal.signal(s, end) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _add_dataclass_options(p: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One option per field of `cls` (``--rows-per-batch`` for `rows_per_batch`), typed from
+    its annotation; left out, an option keeps the field's default (the dataclass's)."""
+    group = p.add_argument_group(title)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+        kinds = [k for k in typing.get_args(kind) if k is not type(None)] if union else [kind]
+        spec: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        if bool in kinds:
+            spec["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kinds[0]) is Literal:
+            spec["choices"] = typing.get_args(kinds[0])
+        elif set(kinds) == {str, int}:  # a column: a name, or a position
+            spec["type"] = lambda text: int(text) if text.isdigit() else text
+        else:
+            spec["type"] = kinds[0]
+        spec["help"] = f"default: {'auto' if f.default is None else f.default}"
+        group.add_argument("--" + f.name.replace("_", "-"), **spec)
+
+
+def _build_anchors_options(p: argparse.ArgumentParser) -> None:
+    from asif.pipeline.build import DEFAULT_TABLE_URI
+    from asif.pipeline.progress import INTERVAL
+
+    p.add_argument("url_list", help="parquet/csv/tsv of (url, caption), or a folder of images")
+    p.add_argument("--table", default=DEFAULT_TABLE_URI, help="LanceDB folder or s3:// uri")
+    p.add_argument("--table-name", default="anchors")
+    p.add_argument("--work-dir", help="downloaded shards (default asif-data/work/TABLE_NAME)")
+    p.add_argument("--quarantine-dir", help="default asif-data/quarantine/TABLE_NAME")
+    p.add_argument("--tag", help="tag of the new version (default build-<UTC timestamp>)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--progress-every", type=float, default=INTERVAL, metavar="SECONDS", help="default: 5"
+    )
+    titles = {"source": "url list", "download": "download (img2dataset)", "embed": "embed"}
+    for name, cls in _option_classes().items():
+        _add_dataclass_options(p, cls, titles[name])
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=MODEL_DIR, help="saved model folder made by asif demo")
     p.add_argument("--labels", required=True, help="comma-separated class names")
@@ -135,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-per-class", type=int, default=TEST_PER_CLASS)
     p.add_argument("--image-encoder", default=IMAGE_ENCODER)
     p.add_argument("--k", type=int, help=f"the model's k (default {DEFAULT_K})")
+    p.add_argument(
+        "--pipeline", action="store_true",
+        help="the main job instead: the pairs through build-anchors into a LanceDB table "
+        "(served from 127.0.0.1), then evaluated",
+    )  # fmt: skip
+    p.add_argument("--table", default="asif-data/lancedb", help="with --pipeline")
     p.set_defaults(run=cmd_demo)
 
     p = sub.add_parser("classify", help="zero-shot labels for images")
@@ -156,6 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=MODEL_DIR)
     p.set_defaults(run=cmd_info)
 
+    p = sub.add_parser(
+        "build-anchors",
+        help="build or grow an anchor table from a url list (the build-anchors flow's steps)",
+        description="Download, embed, validate and commit a url list's pairs into an anchor "
+        "table, showing progress; rerun the same command to resume. See docs/build-anchors.md.",
+    )
+    _build_anchors_options(p)
+    # a ValueError is bad input here too (e.g. a work folder of other shards)
+    p.set_defaults(run=cmd_build_anchors, parser=p, input_errors=(ValueError,))
+
     from asif.serve.cli import add_serve_parser
 
     add_serve_parser(sub)
@@ -167,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (AsifError, OSError) as exc:
+    except (AsifError, OSError, *getattr(args, "input_errors", ())) as exc:
         print(f"asif {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

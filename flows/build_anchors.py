@@ -1,67 +1,102 @@
 """The `build-anchors` flow: grow a LanceDB anchor table (the ASIF model) from a url list.
 
-open the table (refusing other encoders before any download) -> download (img2dataset,
-resumable) -> embed (Ray Data) -> validate each batch (Great Expectations) -> commit or
-quarantine -> tag the version -> summary artifact -> event `asif.anchors.updated` (only when
-the table changed). Killed and re-run with the same arguments, it finishes the job without
-losing or duplicating rows (see `asif.pipeline.build`).
+check the table's encoders (before any download) -> download (img2dataset, resumable) -> embed
+(Ray Data) -> validate each batch (Great Expectations) -> commit or quarantine -> tag the
+version -> record the build -> summary artifact -> event `asif.anchors.updated` (only when the
+table changed). Progress is logged every few seconds and kept in the progress artifact
+`build-anchors-progress`. Killed and re-run with the same arguments, it finishes the job
+without losing or duplicating rows (see `asif.pipeline.build`), and marks the killed run
+Crashed (see `asif.pipeline.session`). `asif build-anchors` runs the same steps without Prefect.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, runtime
 
-from asif.pipeline.build import build_anchor_table
+from asif.pipeline.build import (
+    DEFAULT_TABLE_URI,
+    build_anchor_table,
+    default_quarantine_dir,
+    default_tag,
+    default_work_dir,
+)
 from asif.pipeline.download import DownloadOptions
 from asif.pipeline.embed import EmbedOptions
+from asif.pipeline.progress import INTERVAL, ProgressTracker
+from asif.pipeline.session import build_session
+from asif.pipeline.url_list import UrlListOptions
 from asif.store.location import TableLocation
-from tasks.build_anchors import TASK_STEPS, anchors_updated_event, summary_artifact
-
-DATA_DIR = "asif-data"
+from tasks.build_anchors import (
+    TASK_STEPS,
+    FlowProgress,
+    anchors_updated_event,
+    report_killed_build,
+    send_logs_now,
+    summary_artifact,
+    temporary_server_pids,
+)
 
 
 @flow(name="build-anchors")
 def build_anchors(
     url_list: str,
-    table_uri: str = f"{DATA_DIR}/lancedb",
+    table_uri: str = DEFAULT_TABLE_URI,
     table_name: str = "anchors",
     storage_options: dict[str, str] | None = None,
     work_dir: str | None = None,
     quarantine_dir: str | None = None,
+    source: UrlListOptions = UrlListOptions(),
     download: DownloadOptions = DownloadOptions(),
     embed: EmbedOptions = EmbedOptions(),
     tag: str | None = None,
+    progress_seconds: float = INTERVAL,
 ) -> dict[str, Any]:
     """Download, embed, validate and upsert the url list's pairs into the anchor table.
 
-    `url_list`: parquet/csv/tsv with `url` and `caption` columns, or a folder of images each
-    with a same-stem `.txt` caption. `table_uri`: a folder or `s3://bucket/path`;
-    `storage_options` default to `ASIF_STORAGE_OPTIONS` (JSON) and AWS_* variables of the
-    process. `work_dir` (shards, resume ledger) defaults to `asif-data/work/<table_name>`,
-    `quarantine_dir` to `asif-data/quarantine/<table_name>`. `download` (img2dataset settings,
+    `url_list`: parquet/csv/tsv of (url, caption) pairs, or a folder of images each with a
+    same-stem `.txt` caption. `table_uri`: a folder or `s3://bucket/path`; `storage_options`
+    default to `ASIF_STORAGE_OPTIONS` (JSON) and AWS_* variables of the process. `work_dir`
+    (shards, resume ledger) defaults to `asif-data/work/<table_name>`, `quarantine_dir` to
+    `asif-data/quarantine/<table_name>`. `source` (how to read the url list and which rows:
+    `asif.pipeline.url_list.UrlListOptions`), `download` (img2dataset settings,
     `asif.pipeline.download.DownloadOptions`) and `embed` (encoders, batch sizes, Ray actors:
     `asif.pipeline.embed.EmbedOptions`) are objects; a key left out keeps its default. The new
-    version is tagged `tag` (default `build-<UTC timestamp>`). Set RAY_ADDRESS (or
+    version is tagged `tag` (default `build-<UTC timestamp>`). Progress is logged every
+    `progress_seconds`. Set RAY_ADDRESS (or
     `embed.ray_address`) to embed on a Ray cluster. Returns the counts (also published as
     artifact `build-anchors-summary`).
     """
-    summary = build_anchor_table(
-        url_list,
-        TableLocation.from_env(table_uri, table_name, storage_options),
-        work_dir=work_dir or f"{DATA_DIR}/work/{table_name}",
-        quarantine_dir=quarantine_dir or f"{DATA_DIR}/quarantine/{table_name}",
-        download=download,
-        embed=embed,
-        tag=tag or f"build-{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
-        steps=TASK_STEPS,
-    )
+    logger = get_run_logger()
+    work_dir = work_dir or default_work_dir(table_name)
+    try:
+        with build_session(
+            work_dir, flow_run_id=str(runtime.flow_run.id), guard=temporary_server_pids()
+        ) as session:
+            if session.stale is not None:
+                report_killed_build(session.stale, logger)
+            with ProgressTracker([FlowProgress(logger)], interval=progress_seconds) as tracker:
+                summary = build_anchor_table(
+                    url_list,
+                    TableLocation.from_env(table_uri, table_name, storage_options),
+                    work_dir=work_dir,
+                    quarantine_dir=quarantine_dir or default_quarantine_dir(table_name),
+                    source=source,
+                    download=download,
+                    embed=embed,
+                    tag=tag or default_tag(),
+                    tracker=tracker,
+                    steps=TASK_STEPS,
+                )
+    except Exception as exc:
+        logger.error("build-anchors failed: %s: %s", type(exc).__name__, exc)
+        send_logs_now()
+        raise
     summary_artifact(summary)
     if summary.changed:
         anchors_updated_event(summary)
-    get_run_logger().info(
+    logger.info(
         "table %s: version %d -> %d, %d rows (+%d new, %d updated, %d quarantined batches)",
         summary.dataset_uri,
         summary.version_before,

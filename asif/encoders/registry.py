@@ -1,4 +1,4 @@
-"""Build encoders from short string specs, cached per (spec, device) in this process.
+"""Build encoders from short string specs, cached per (spec, device, settings) in this process.
 
 Encoder modules are imported on demand: each pulls in a heavy library (timm, sentence-transformers).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from asif.encoders.base import ImageEncoder, TextEncoder
-from asif.encoders.common import resolve_device
+from asif.encoders.common import EXACT, EncoderSettings, resolve_device
 from asif.errors import EncoderError
 
 SHIPPED_IMAGE = ("efficientnet-lite0", "efficientnet-lite2")
@@ -26,43 +26,57 @@ TEXT_SPECS = (
 )
 
 
-def load_image_encoder(spec: str = "efficientnet-lite2", device: str | None = None) -> ImageEncoder:
-    """The image encoder named by `spec` (see `IMAGE_SPECS`); loaded once per (spec, device)."""
+def load_image_encoder(
+    spec: str = "efficientnet-lite2",
+    device: str | None = None,
+    settings: EncoderSettings = EXACT,
+) -> ImageEncoder:
+    """The image encoder named by `spec` (see `IMAGE_SPECS`), running as `settings` say
+    (`asif.encoders.common.FAST`: the fast path); loaded once per (spec, device, settings)."""
     spec = spec.strip()
     if spec.lower() in SHIPPED_IMAGE:
         spec = spec.lower()
-    return _image_encoder(spec, resolve_device(device))
+    return _image_encoder(spec, resolve_device(device), settings)
 
 
-def load_text_encoder(spec: str = "all-MiniLM-L6-v2", device: str | None = None) -> TextEncoder:
-    """The text encoder named by `spec` (see `TEXT_SPECS`); loaded once per (spec, device)."""
+def load_text_encoder(
+    spec: str = "all-MiniLM-L6-v2",
+    device: str | None = None,
+    settings: EncoderSettings = EXACT,
+) -> TextEncoder:
+    """The text encoder named by `spec` (see `TEXT_SPECS`), running in `settings.precision`;
+    loaded once per (spec, device, settings)."""
     spec = spec.strip()
     if spec in SHIPPED_TEXT:
         spec = SHIPPED_TEXT[0]
-    return _text_encoder(spec, resolve_device(device))
+    return _text_encoder(spec, resolve_device(device), settings)
 
 
 @lru_cache(maxsize=8)
-def _image_encoder(spec: str, device: str) -> ImageEncoder:
+def _image_encoder(spec: str, device: str, settings: EncoderSettings) -> ImageEncoder:
     if spec in SHIPPED_IMAGE:
         from asif.encoders.efficientnet_lite import EfficientNetLiteEncoder
 
-        return EfficientNetLiteEncoder(spec, device=device)
+        return EfficientNetLiteEncoder(spec, device=device, settings=settings)
     if spec.startswith("timm:"):
         model_name, _, weights = spec.removeprefix("timm:").partition("@")
         if model_name.strip():
             from asif.encoders.timm_encoder import TimmImageEncoder
 
             return TimmImageEncoder(
-                model_name.strip(), weights=weights.strip() or None, device=device
+                model_name.strip(),
+                weights=weights.strip() or None,
+                device=device,
+                settings=settings,
             )
     raise EncoderError(f"unknown image encoder spec {spec!r}; accepted: {', '.join(IMAGE_SPECS)}")
 
 
 @lru_cache(maxsize=8)
-def _text_encoder(spec: str, device: str) -> TextEncoder:
+def _text_encoder(spec: str, device: str, settings: EncoderSettings) -> TextEncoder:
     if not spec:
         raise EncoderError(f"empty text encoder spec; accepted: {', '.join(TEXT_SPECS)}")
     from asif.encoders.sentence_transformer import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(None if spec == SHIPPED_TEXT[0] else spec, device=device)
+    name = None if spec == SHIPPED_TEXT[0] else spec
+    return SentenceTransformerEncoder(name, device=device, settings=settings)

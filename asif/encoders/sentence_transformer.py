@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from asif.encoders.common import check_batch, resolve_device
+from asif.encoders.common import EXACT, EncoderSettings, check_batch, resolve_device
 from asif.errors import EncoderError
 
 DEFAULT_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -33,9 +33,17 @@ def is_local_path(name_or_path: str) -> bool:
 
 
 class SentenceTransformerEncoder:
-    """Unit-norm float32 sentence embeddings from a local folder or (online) a hub model."""
+    """Unit-norm float32 sentence embeddings from a local folder or (online) a hub model.
 
-    def __init__(self, name_or_path: str | None = None, device: str | None = None) -> None:
+    `settings.precision` sets the autocast dtype; its other fields concern images only.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str | None = None,
+        device: str | None = None,
+        settings: EncoderSettings = EXACT,
+    ) -> None:
         if name_or_path is None:
             path = str(shipped_model_path())
             self.name = DEFAULT_NAME
@@ -50,6 +58,7 @@ class SentenceTransformerEncoder:
             self.name = name_or_path
 
         self.device = resolve_device(device)
+        self.settings = settings
         try:
             self.model = SentenceTransformer(path, device=self.device)
         except Exception as exc:  # hub/network and config errors come in many types
@@ -74,12 +83,12 @@ class SentenceTransformerEncoder:
                 raise TypeError(f"text #{i} is {type(text).__name__}, expected str")
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.settings.autocast(self.device):
             out = self.model.encode(
                 list(texts),
                 batch_size=batch_size,
                 show_progress_bar=progress,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
+                convert_to_tensor=True,
             )
-        return np.ascontiguousarray(out, dtype=np.float32)
+            out = torch.nn.functional.normalize(out.float(), dim=1)  # in float32, not autocast's
+        return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)

@@ -10,7 +10,7 @@ import timm
 import torch
 from timm.data import create_transform, resolve_model_data_config
 
-from asif.encoders.common import TorchImageEncoder, resolve_device
+from asif.encoders.common import EXACT, EncoderSettings, TorchImageEncoder
 from asif.errors import EncoderError
 
 
@@ -19,7 +19,9 @@ class TimmImageEncoder(TorchImageEncoder):
 
     Weights come from `weights` (a local state dict: .pth, .pt, .bin or .safetensors) when given,
     else from the Hugging Face hub when `pretrained` (needs network or a warm cache), else random
-    initialisation. Preprocessing is the model's own timm data config.
+    initialisation. Preprocessing is the model's own timm data config. `settings`: how it runs
+    (`EncoderSettings`; under bfloat16 nothing is kept in float32, as EfficientNet-Lite's stem
+    is: check the cosine to float32 for a new model).
     """
 
     def __init__(
@@ -28,6 +30,7 @@ class TimmImageEncoder(TorchImageEncoder):
         weights: str | Path | None = None,
         pretrained: bool = True,
         device: str | None = None,
+        settings: EncoderSettings = EXACT,
     ) -> None:
         if ":" not in model_name and not timm.is_model(model_name):  # "hf-hub:..." skips this
             close = difflib.get_close_matches(model_name, timm.list_models(), n=5)
@@ -47,8 +50,7 @@ class TimmImageEncoder(TorchImageEncoder):
 
         self.model_name = model_name
         self.dim: int = model.num_features  # type: ignore[assignment]  # timm types it as Tensor | Module
-        self.device = resolve_device(device)
-        self.model = model.eval().to(self.device)
+        self._place(model, device, settings)
         self.transform = create_transform(**resolve_model_data_config(model), is_training=False)
 
     def features(self, batch: torch.Tensor) -> torch.Tensor:

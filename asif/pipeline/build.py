@@ -1,9 +1,14 @@
 """Build or grow an anchor table from a url list: download -> embed -> validate -> commit.
 
-`build_anchor_table` is the one build sequence: open the table (refusing other encoders before
-anything is downloaded), fetch the pairs, embed and commit the new shards, tag the version if
-it changed. Its steps are plain functions, passed as `BuildSteps`; `flows/build_anchors.py`
-passes the same functions wrapped in Prefect tasks.
+`build_anchor_table` is the one build sequence: check the table's encoders (before anything is
+downloaded), fetch the pairs, embed and commit the new shards, tag the version and record the
+build (`asif.pipeline.ledger`) if the table changed. Its steps are plain functions, passed as
+`BuildSteps`; `flows/build_anchors.py` passes the same functions wrapped in Prefect tasks, and
+`asif build-anchors` runs them as they are.
+
+No table version before the first commit: a missing table is created only when the first
+embedded batch is committed, so a build that fails before that (a bad url list, a failed
+download) leaves the table, or its absence, as it was.
 
 Resume: downloads resume through `asif.pipeline.download` (finished shards are kept, unfinished
 ones redone). Embedding resumes per shard: once every image row of a shard has been committed
@@ -15,35 +20,64 @@ duplicated.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from asif.errors import TableNotFoundError
 from asif.pipeline.commit import CommitResult, commit_batch
 from asif.pipeline.download import DownloadOptions, DownloadStats, download_pairs
-from asif.pipeline.embed import EmbeddedBatch, EmbedOptions, iter_embedded_batches
+from asif.pipeline.embed import FAILED_SCHEMA, EmbeddedBatch, EmbedOptions, iter_embedded_batches
 from asif.pipeline.folders import pairs_from_folder
-from asif.pipeline.ledger import ShardLedger
-from asif.pipeline.summary import BuildSummary, EmbedTotals, summarize
+from asif.pipeline.ledger import ShardLedger, record_build
+from asif.pipeline.progress import ProgressTracker, ShardPoller
+from asif.pipeline.summary import BuildSummary, EmbedTotals, absolute_uri, summarize
+from asif.pipeline.url_list import UrlListOptions
+from asif.store.batch import check_encoders
 from asif.store.location import TableLocation
-from asif.store.schema import SHARD
+from asif.store.schema import SHARD, anchor_schema
 from asif.store.table import AnchorTable
 
-Progress = Callable[[str], None]
+DATA_DIR = "asif-data"
+DEFAULT_TABLE_URI = f"{DATA_DIR}/lancedb"
+
+
+def default_work_dir(table_name: str) -> str:
+    """Where a table's downloaded shards and resume ledger go by default."""
+    return f"{DATA_DIR}/work/{table_name}"
+
+
+def default_quarantine_dir(table_name: str) -> str:
+    """Where a table's batches that failed validation go by default."""
+    return f"{DATA_DIR}/quarantine/{table_name}"
+
+
+def default_tag() -> str:
+    """``build-<UTC timestamp>``: the tag of a build's version unless one is given."""
+    return f"build-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
 
 
 def fetch_pairs(
-    source: str | Path, work_dir: str | Path, options: DownloadOptions = DownloadOptions()
+    url_list: str | Path,
+    work_dir: str | Path,
+    options: DownloadOptions = DownloadOptions(),
+    source: UrlListOptions = UrlListOptions(),
 ) -> DownloadStats:
-    """Shards in `work_dir` from a url list file or a folder of captioned images."""
-    if Path(source).is_dir():
-        return pairs_from_folder(source, work_dir, options)
-    return download_pairs(source, work_dir, options)
+    """Shards in `work_dir` from a url list file (read with `source`) or a folder of captioned
+    images (which `source` does not apply to: `ValueError` unless it is the default)."""
+    if not Path(url_list).is_dir():
+        return download_pairs(url_list, work_dir, options, source=source)
+    if source != UrlListOptions():
+        raise ValueError(f"url list options ({source}) do not apply to the folder {url_list}")
+    return pairs_from_folder(url_list, work_dir, options)
 
 
 @lru_cache(maxsize=8)
@@ -56,92 +90,170 @@ def encoder_identity(image_encoder: str, text_encoder: str) -> tuple[str, int, s
     return image.name, image.dim, text.name, text.dim
 
 
-def open_anchor_table(location: TableLocation, options: EmbedOptions) -> AnchorTable:
-    """Open (or create) the anchor table for the encoders of `options`; refuses other encoders."""
-    image_name, image_dim, text_name, text_dim = encoder_identity(
-        options.image_encoder, options.text_encoder
+@dataclass
+class AnchorTarget:
+    """The table a build writes: the existing one (its encoders checked) or, while there is
+    none, the one `writable` creates for the first commit."""
+
+    location: TableLocation
+    image_encoder: str
+    image_dim: int
+    text_encoder: str
+    text_dim: int
+    table: AnchorTable | None = None
+
+    @property
+    def version(self) -> int:
+        """The table's version; 0 while it does not exist."""
+        return self.table.version if self.table is not None else 0
+
+    @property
+    def rows(self) -> int:
+        """The table's rows; 0 while it does not exist."""
+        return len(self.table) if self.table is not None else 0
+
+    @property
+    def dataset_uri(self) -> str:
+        """The Lance dataset's uri (where it will be while it does not exist)."""
+        if self.table is not None:
+            return self.table.dataset_uri
+        return f"{absolute_uri(self.location.uri).rstrip('/')}/{self.location.name}.lance"
+
+    def writable(self) -> AnchorTable:
+        """The table, created empty (its first version) if it does not exist yet."""
+        if self.table is None:
+            self.table = self.location.create_or_open(
+                image_encoder=self.image_encoder,
+                text_encoder=self.text_encoder,
+                image_dim=self.image_dim,
+                text_dim=self.text_dim,
+            )
+        return self.table
+
+
+def open_anchor_table(location: TableLocation, options: EmbedOptions) -> AnchorTarget:
+    """The build's target for the encoders of `options`, writing nothing; an existing table
+    made with other encoders raises `EncoderMismatchError` (or `DimensionMismatchError`)."""
+    target = AnchorTarget(location, *encoder_identity(options.image_encoder, options.text_encoder))
+    try:
+        table = location.open()
+    except TableNotFoundError:
+        return target
+    wanted = anchor_schema(
+        target.image_dim, target.text_dim, target.image_encoder, target.text_encoder
     )
-    return location.create_or_open(
-        image_encoder=image_name, text_encoder=text_name, image_dim=image_dim, text_dim=text_dim
+    check_encoders(
+        wanted, table.schema, where=f"anchor table {table.dataset_uri}", what="the requested model"
     )
+    target.table = table
+    return target
+
+
+def fetch_with_progress(
+    url_list: str | Path,
+    work_dir: str | Path,
+    source: UrlListOptions,
+    options: DownloadOptions,
+    tracker: ProgressTracker,
+) -> DownloadStats:
+    """`fetch_pairs`, reporting this run's counts to `tracker` while img2dataset works."""
+    tracker.phase("download", poll=ShardPoller(work_dir, tracker))
+    stats = fetch_pairs(url_list, work_dir, options, source)
+    tried = stats.new_succeeded + stats.new_failed
+    tracker.set(
+        done=tried, total=tried, downloaded=stats.new_succeeded, download_failed=stats.new_failed
+    )
+    tracker.say(
+        f"downloaded {stats.new_succeeded:,} pairs, {stats.new_failed:,} failed, in "
+        f"{len(stats.new_shards)} new shard(s); the work folder holds {stats.succeeded:,} pairs "
+        f"in {len(stats.shards)} shard(s)"
+    )
+    return stats
 
 
 def embed_and_commit(
     stats: DownloadStats,
-    table: AnchorTable,
+    target: AnchorTarget,
     options: EmbedOptions = EmbedOptions(),
     *,
     quarantine_dir: str | Path,
-    progress: Progress | None = None,
+    tracker: ProgressTracker | None = None,
 ) -> EmbedTotals:
     """Embed the shards not yet in the ledger and commit each batch through `commit_batch`.
 
-    Quarantined batches are counted and skipped, never fatal; a shard enters the ledger once
-    all its image rows were committed or quarantined (shards without images at once).
+    Rows are counted as Ray yields them (`options.batch_size` at a time) and committed
+    `options.rows_per_batch` at a time. Quarantined batches are counted and skipped, never
+    fatal; a shard enters the ledger once all its image rows were committed or quarantined
+    (shards without images at once).
     """
-    say = progress or _quiet
-    ledger = ShardLedger(stats.output_dir, table.dataset_uri)
-    if len(table) == 0:
+    tracker = tracker or ProgressTracker()
+    ledger = ShardLedger(stats.output_dir, target.dataset_uri)
+    if target.rows == 0:
         ledger.reset()
     expected = {s.path.name: s.succeeded for s in stats.shards}
     totals = EmbedTotals(skipped_shards=len(set(expected) & ledger.done))
     ledger.mark(name for name, n in expected.items() if n == 0)
-    pending = [s.path for s in stats.shards if s.path.name not in ledger.done]
+    pending = [s for s in stats.shards if s.path.name not in ledger.done]
+    tracker.phase("embed", total=sum(s.succeeded for s in pending))
     if not pending:
-        say(f"nothing to embed: all {len(expected)} shard(s) already committed to the table")
+        tracker.say(f"nothing to embed: all {len(expected)} shard(s) already committed")
         return totals
-    say(f"embedding {len(pending)} shard(s); {totals.skipped_shards} already committed")
+    tracker.say(f"embedding {len(pending)} shard(s); {totals.skipped_shards} already committed")
+    _quiet_ray()
+    streamed = replace(options, rows_per_batch=min(options.batch_size, options.rows_per_batch))
+    embedded = iter_embedded_batches([s.path for s in pending], streamed)
     seen: Counter[str] = Counter()
-    for batch in iter_embedded_batches(pending, options):
-        result = commit_batch(table, batch.table, quarantine_dir=quarantine_dir)
-        _add(totals, batch, result)
+    for batch in _regroup(_counted(embedded, tracker), options.rows_per_batch):
+        if batch.table.num_rows:
+            result = commit_batch(target.writable(), batch.table, quarantine_dir=quarantine_dir)
+            _add(totals, batch, result)
+            _report(tracker, totals, result)
         seen.update(_shard_names(batch.table))
         seen.update(_shard_names(batch.failed))
+        totals.decode_failures += batch.failed.num_rows
         ledger.mark(name for name, n in seen.items() if n >= expected.get(name, n + 1))
-        if result.committed:
-            say(
-                f"committed batch {totals.batches}: {result.rows} rows "
-                f"(+{result.inserted} new, {result.updated} updated) -> version {result.version}"
-            )
-        else:
-            say(
-                f"quarantined batch {totals.batches} ({result.rows} rows) at "
-                f"{result.quarantine_path}: {result.report.summary()}"
-            )
     return totals
+
+
+Open = Callable[[TableLocation, EmbedOptions], AnchorTarget]
+Fetch = Callable[
+    [str | Path, str | Path, UrlListOptions, DownloadOptions, ProgressTracker], DownloadStats
+]
+EmbedCommit = Callable[
+    [DownloadStats, AnchorTarget, EmbedOptions, str | Path, ProgressTracker], EmbedTotals
+]
 
 
 @dataclass(frozen=True)
 class BuildSteps:
-    """The steps `build_anchor_table` runs, in this order (see `plain_steps`)."""
+    """The steps `build_anchor_table` runs, in this order (`PLAIN_STEPS`: as plain calls)."""
 
-    open_table: Callable[[TableLocation, EmbedOptions], AnchorTable]
-    fetch: Callable[[str | Path, str | Path, DownloadOptions], DownloadStats]
-    embed_commit: Callable[[DownloadStats, AnchorTable, EmbedOptions, str | Path], EmbedTotals]
+    open_table: Open
+    fetch: Fetch
+    embed_commit: EmbedCommit
     tag: Callable[[AnchorTable, str, int], None]
+    record: Callable[[TableLocation, BuildSummary], None]
 
 
-def plain_steps(progress: Progress | None = None) -> BuildSteps:
-    """The steps as plain calls, reporting to `progress`."""
-    say = progress or _quiet
+def _embed_commit(
+    stats: DownloadStats,
+    target: AnchorTarget,
+    options: EmbedOptions,
+    quarantine_dir: str | Path,
+    tracker: ProgressTracker,
+) -> EmbedTotals:
+    return embed_and_commit(stats, target, options, quarantine_dir=quarantine_dir, tracker=tracker)
 
-    def fetch(source: str | Path, work_dir: str | Path, options: DownloadOptions) -> DownloadStats:
-        stats = fetch_pairs(source, work_dir, options)
-        say(
-            f"downloaded {stats.succeeded} pairs, {stats.failed} failed, "
-            f"{len(stats.shards)} shard(s)"
-        )
-        return stats
 
-    def embed_commit(
-        stats: DownloadStats, table: AnchorTable, options: EmbedOptions, quarantine_dir: str | Path
-    ) -> EmbedTotals:
-        return embed_and_commit(stats, table, options, quarantine_dir=quarantine_dir, progress=say)
+def _tag(table: AnchorTable, name: str, version: int) -> None:
+    table.tag(name, version)
 
-    def tag(table: AnchorTable, name: str, version: int) -> None:
-        table.tag(name, version)
 
-    return BuildSteps(open_anchor_table, fetch, embed_commit, tag)
+def _record(location: TableLocation, summary: BuildSummary) -> None:
+    record_build(location, summary)
+
+
+PLAIN_STEPS = BuildSteps(open_anchor_table, fetch_with_progress, _embed_commit, _tag, _record)
 
 
 def build_anchor_table(
@@ -150,32 +262,76 @@ def build_anchor_table(
     *,
     work_dir: str | Path,
     quarantine_dir: str | Path,
+    source: UrlListOptions = UrlListOptions(),
     download: DownloadOptions = DownloadOptions(),
     embed: EmbedOptions = EmbedOptions(),
     tag: str | None = None,
-    progress: Progress | None = None,
-    steps: BuildSteps | None = None,
+    tracker: ProgressTracker | None = None,
+    steps: BuildSteps = PLAIN_STEPS,
 ) -> BuildSummary:
-    """Download the url list (or read a folder of captioned images) into `work_dir`, embed new
-    shards, validate and commit them to the table at `location`.
+    """Download the url list (read with `source`; or read a folder of captioned images) into
+    `work_dir`, embed new shards, validate and commit them to the table at `location`.
 
-    With `tag`, the final version is tagged if the build changed the table. `steps` default to
-    `plain_steps(progress)`.
+    If the build changed the table, its final version is tagged `tag` (if given) and the build
+    is recorded in the `builds` table beside it. Progress goes to `tracker`.
     """
-    steps = steps or plain_steps(progress)
-    table = steps.open_table(location, embed)  # other encoders: stop before any download
-    version_before = table.version
-    stats = steps.fetch(url_list, work_dir, download)
-    totals = steps.embed_commit(stats, table, embed, quarantine_dir)
-    summary = summarize(table, stats, totals, version_before)
-    if tag and summary.changed:
-        steps.tag(table, tag, summary.version)
-        summary.tag = tag
+    tracker = tracker or ProgressTracker()
+    target = steps.open_table(location, embed)  # other encoders: stop before any download
+    version_before = target.version
+    stats = steps.fetch(url_list, work_dir, source, download, tracker)
+    totals = steps.embed_commit(stats, target, embed, quarantine_dir, tracker)
+    summary = summarize(target, str(url_list), stats, totals, version_before)
+    if summary.changed:
+        if tag:
+            steps.tag(target.writable(), tag, summary.version)
+            summary.tag = tag
+        steps.record(location, summary)
+    tracker.phase("done")
     return summary
 
 
-def _quiet(_message: str) -> None:
-    pass
+def _quiet_ray() -> None:
+    """Silence Ray output that reads like failure but is none.
+
+    Ray Data's bars count blocks and tasks, not pairs (`Total Progress: 916/3664` for 3,000
+    rows): the tracker reports instead, and the notice that the bars are off is dropped. Each
+    process Ray starts is forked from this one, where lancedb and lance warn that they are not
+    fork-safe; the child execs Ray at once and never uses them.
+    """
+    from ray.data import DataContext
+
+    warnings.filterwarnings("ignore", "lancedb fork support is experimental", RuntimeWarning)
+    warnings.filterwarnings("ignore", "lance is not fork-safe", UserWarning)
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+
+
+def _counted(batches: Iterable[EmbeddedBatch], tracker: ProgressTracker) -> Iterator[EmbeddedBatch]:
+    for batch in batches:
+        ok, failed = batch.table.num_rows, batch.failed.num_rows
+        tracker.add(done=ok + failed, embedded=ok, decode_failed=failed)
+        yield batch
+
+
+def _regroup(batches: Iterable[EmbeddedBatch], rows: int) -> Iterator[EmbeddedBatch]:
+    """The rows of `batches` in batches of `rows` (the last one smaller); each failed row goes
+    with the batch being filled when it arrived."""
+    good: pa.Table | None = None
+    failed: list[pa.Table] = []
+    for batch in batches:
+        good = batch.table if good is None else pa.concat_tables([good, batch.table])
+        failed.append(batch.failed)
+        while good.num_rows >= rows:
+            yield EmbeddedBatch(good.slice(0, rows), _concat_failed(failed))
+            good, failed = good.slice(rows), []
+    if good is not None and (good.num_rows or failed):
+        yield EmbeddedBatch(good, _concat_failed(failed))
+
+
+def _concat_failed(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables) if tables else FAILED_SCHEMA.empty_table()
 
 
 def _shard_names(rows: pa.Table) -> Counter[str]:
@@ -188,7 +344,6 @@ def _shard_names(rows: pa.Table) -> Counter[str]:
 def _add(totals: EmbedTotals, batch: EmbeddedBatch, result: CommitResult) -> None:
     totals.batches += 1
     totals.embedded += batch.table.num_rows
-    totals.decode_failures += batch.failed.num_rows
     if result.committed:
         totals.committed_batches += 1
         totals.validated_rows += result.rows
@@ -198,3 +353,18 @@ def _add(totals: EmbedTotals, batch: EmbeddedBatch, result: CommitResult) -> Non
         totals.quarantined_batches += 1
         totals.quarantined_rows += result.rows
         totals.quarantine_paths.append(str(result.quarantine_path))
+
+
+def _report(tracker: ProgressTracker, totals: EmbedTotals, result: CommitResult) -> None:
+    if result.committed:
+        tracker.add(committed=result.rows)
+        tracker.say(
+            f"committed batch {totals.batches}: {result.rows} rows "
+            f"(+{result.inserted} new, {result.updated} updated) -> version {result.version}"
+        )
+    else:
+        tracker.add(quarantined=result.rows)
+        tracker.say(
+            f"quarantined batch {totals.batches} ({result.rows} rows) at "
+            f"{result.quarantine_path}: {result.report.summary()}"
+        )

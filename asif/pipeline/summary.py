@@ -1,13 +1,25 @@
-"""What a build did: its counts, as the flow's return value, artifact and event payload."""
+"""What a build did: its counts, as the flow's return value, artifact, event payload and the
+text `asif build-anchors` prints."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from asif.pipeline.download import DownloadStats
-from asif.store.table import AnchorTable
+
+if TYPE_CHECKING:
+    from asif.pipeline.build import AnchorTarget
+
+
+def absolute_uri(uri: str) -> str:
+    """`uri` as any process can use it, whatever its working folder: a local path made
+    absolute, an object-store uri (``s3://...``, or any other scheme) unchanged."""
+    if len(urlsplit(uri).scheme) > 1:  # (a drive letter is no scheme)
+        return uri
+    return str(Path(uri).expanduser().resolve())
 
 
 @dataclass
@@ -29,11 +41,22 @@ class EmbedTotals:
 
 @dataclass
 class BuildSummary:
-    """A whole build: download counts, embed/commit totals and the table's final state."""
+    """A whole build: download counts (this run's, and the work folder's), embed/commit totals,
+    the table's final state and the url list subset it read (`subset`, None for a folder).
+
+    `table_uri` is absolute (see `absolute_uri`); `version_before` is 0 if the build created
+    the table.
+    """
 
     table_uri: str
     table_name: str
     dataset_uri: str
+    url_list: str
+    new_downloaded: int
+    new_download_failed: int
+    skipped_rows: int
+    already_downloaded: int
+    duplicates: int
     downloaded: int
     download_failed: int
     failures_by_reason: dict[str, int]
@@ -42,6 +65,7 @@ class BuildSummary:
     version_before: int
     version: int
     rows: int
+    subset: dict[str, str] | None = None
     tag: str | None = None
 
     @property
@@ -58,21 +82,32 @@ class BuildSummary:
 
 
 def summarize(
-    table: AnchorTable, stats: DownloadStats, totals: EmbedTotals, version_before: int
+    target: AnchorTarget,
+    url_list: str,
+    stats: DownloadStats,
+    totals: EmbedTotals,
+    version_before: int,
 ) -> BuildSummary:
-    """The `BuildSummary` of a finished download + embed/commit over `table`."""
+    """The `BuildSummary` of a finished download + embed/commit into `target`."""
     return BuildSummary(
-        table_uri=table.uri,
-        table_name=table.name,
-        dataset_uri=table.dataset_uri,
+        table_uri=absolute_uri(target.location.uri),
+        table_name=target.location.name,
+        dataset_uri=target.dataset_uri,
+        url_list=url_list,
+        new_downloaded=stats.new_succeeded,
+        new_download_failed=stats.new_failed,
+        skipped_rows=sum(stats.skipped.values()),
+        already_downloaded=stats.already_downloaded,
+        duplicates=stats.duplicates,
         downloaded=stats.succeeded,
         download_failed=stats.failed,
         failures_by_reason=stats.failures_by_reason,
         new_shards=len(stats.new_shards),
         totals=totals,
         version_before=version_before,
-        version=table.version,
-        rows=len(table),
+        version=target.version,
+        rows=target.rows,
+        subset=stats.subset.as_metadata() if stats.subset is not None else None,
     )
 
 
@@ -82,19 +117,27 @@ def event_payload(summary: BuildSummary) -> dict[str, Any]:
         "table_uri": summary.table_uri,
         "table_name": summary.table_name,
         "version": summary.version,
+        "version_before": summary.version_before,
         "tag": summary.tag,
         "inserted": summary.totals.inserted,
         "updated": summary.totals.updated,
         "rows": summary.rows,
+        "url_list": summary.url_list,
+        "subset": summary.subset,
     }
 
 
-def summary_markdown(summary: BuildSummary) -> str:
-    """The build's counts as a markdown report."""
+def summary_rows(summary: BuildSummary) -> list[tuple[str, object]]:
+    """(name, value) of every count, in reading order."""
     t = summary.totals
-    rows = [
+    return [
+        ("downloaded pairs (this run)", summary.new_downloaded),
+        ("failed downloads (this run)", summary.new_download_failed),
+        ("unusable rows skipped (this run)", summary.skipped_rows),
+        ("pairs already downloaded", summary.already_downloaded),
+        ("repeated pairs", summary.duplicates),
         ("downloaded pairs (work dir)", summary.downloaded),
-        ("failed downloads", summary.download_failed),
+        ("failed downloads (work dir)", summary.download_failed),
         ("new shards", summary.new_shards),
         ("shards already committed", t.skipped_shards),
         ("embedded rows", t.embedded),
@@ -109,20 +152,43 @@ def summary_markdown(summary: BuildSummary) -> str:
         ("table version", f"{summary.version_before} -> {summary.version}"),
         ("tag", summary.tag or "-"),
     ]
+
+
+def summary_markdown(summary: BuildSummary) -> str:
+    """The build's counts as a markdown report."""
     lines = [
         f"# build-anchors: `{summary.dataset_uri}`",
         "",
         "| | |",
         "|---|---:|",
-        *(f"| {name} | {value} |" for name, value in rows),
+        *(f"| {name} | {value} |" for name, value in summary_rows(summary)),
     ]
+    if summary.subset:
+        lines += ["", f"## Url list `{_cell(summary.url_list)}`", "", "| | |", "|---|---|"]
+        lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in summary.subset.items()]
     if summary.failures_by_reason:
         lines += ["", "## Failures by reason", "", "| reason | pairs |", "|---|---:|"]
         lines += [f"| {_cell(r)} | {n} |" for r, n in summary.failures_by_reason.items()]
-    if t.quarantine_paths:
+    if summary.totals.quarantine_paths:
         lines += ["", "## Quarantined batches", ""]
-        lines += [f"- `{Path(p)}`" for p in t.quarantine_paths]
+        lines += [f"- `{Path(p)}`" for p in summary.totals.quarantine_paths]
     return "\n".join(lines) + "\n"
+
+
+def summary_text(summary: BuildSummary) -> str:
+    """The build's counts as aligned plain text, for a terminal."""
+    rows: list[tuple[str, object]] = [
+        ("table", summary.dataset_uri),
+        ("url list", summary.url_list),
+    ]
+    rows += [(f"  {k}", v) for k, v in (summary.subset or {}).items()]
+    rows += summary_rows(summary)
+    if summary.failures_by_reason:
+        rows += [("failures by reason", "")]
+        rows += [(f"  {r}", n) for r, n in summary.failures_by_reason.items()]
+    rows += [("quarantined batch", p) for p in summary.totals.quarantine_paths]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows) + "\n"
 
 
 def _cell(text: str) -> str:

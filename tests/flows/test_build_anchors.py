@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,14 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 import asif.pipeline.build
 from asif.errors import EncoderMismatchError
 from asif.pipeline.embed import FAILED_SCHEMA, EmbeddedBatch
+from asif.pipeline.ledger import read_builds
+from asif.pipeline.session import LOCK_NAME
 from asif.store.batch import build_anchor_batch
 from asif.store.ids import anchor_id
+from asif.store.location import TableLocation
 from asif.store.table import AnchorTable
 from flows.build_anchors import build_anchors
-from tasks.build_anchors import SUMMARY_ARTIFACT_KEY, UPDATED_EVENT
+from tasks.build_anchors import PROGRESS_ARTIFACT_KEY, SUMMARY_ARTIFACT_KEY, UPDATED_EVENT
 from tests.http_fixtures import (
     ImageServer,
     Pair,
@@ -89,8 +93,9 @@ def run_build(url_list: Path, root: Path, **params: object) -> Build:
         "table_uri": str(root / "db"),
         "work_dir": str(root / "work"),
         "quarantine_dir": str(root / "quarantine"),
+        **params,
     }
-    state = build_anchors(url_list=str(url_list), **{**FAST, **paths, **params}, return_state=True)
+    state = build_anchors(url_list=str(url_list), **{**FAST, **paths}, return_state=True)
     assert state.is_completed(), state
     return Build(
         state.result(),
@@ -103,10 +108,28 @@ def run_build(url_list: Path, root: Path, **params: object) -> Build:
 
 @pytest.fixture(scope="module")
 def first_build(api, images, tmp_path_factory) -> Build:
+    """The first build, run from its folder with a relative `table_uri` ("db")."""
     server, first, _ = images
     root = tmp_path_factory.mktemp("build")
     url_list = write_url_list(server, first, root / "urls.parquet")
-    return run_build(url_list, root, tag="first")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        build = run_build(url_list, root, tag="first", table_uri="db", progress_seconds=0.5)
+    finally:
+        os.chdir(cwd)
+    return replace(build, table_uri=str(root / "db"))
+
+
+def read_logs(server: PrefectServer, flow_run_id: str) -> list[dict]:
+    """The flow run's log lines, oldest first."""
+    body = {
+        "logs": {"flow_run_id": {"any_": [flow_run_id]}},
+        "sort": "TIMESTAMP_ASC",
+        "limit": 200,
+        "offset": 0,
+    }
+    return server.api("POST", "/logs/filter", body)
 
 
 def expected_ids(server: ImageServer, pairs: list[Pair]) -> set[str]:
@@ -171,9 +194,9 @@ def test_first_build_publishes_artifact_and_event(api, first_build):
     assert artifact["type"] == "markdown"
     for line in (
         f"| downloaded pairs (work dir) | {N_GOOD} |",
-        f"| failed downloads | {sum(BAD.values())} |",
+        f"| failed downloads (this run) | {sum(BAD.values())} |",
         f"| inserted | {N_GOOD} |",
-        f"| table version | 1 -> {s['version']} |",
+        f"| table version | 0 -> {s['version']} |",
         "| tag | first |",
         "| HTTP Error 404: Not Found | 2 |",
     ):
@@ -181,15 +204,38 @@ def test_first_build_publishes_artifact_and_event(api, first_build):
     events = read_events(first_build.flow_run_id)
     assert len(events) == 1
     assert events[0].resource.id == "asif.anchors.anchors"
-    assert events[0].payload == {
-        "table_uri": first_build.table_uri,
+    payload = events[0].payload
+    assert payload["table_uri"] == first_build.table_uri  # absolute, though given as "db"
+    assert {k: payload[k] for k in ("table_name", "version", "version_before", "tag")} == {
         "table_name": "anchors",
         "version": s["version"],
+        "version_before": 0,
         "tag": "first",
-        "inserted": N_GOOD,
-        "updated": 0,
-        "rows": N_GOOD,
     }
+    assert (payload["inserted"], payload["updated"], payload["rows"]) == (N_GOOD, 0, N_GOOD)
+    assert payload["subset"]["url_list.file"] == "urls.parquet"
+    assert payload["subset"]["url_list.rows_selected"] == str(N_GOOD + sum(BAD.values()))
+    [record] = read_builds(TableLocation(first_build.table_uri))
+    assert (record.version, record.subset, record.flow_run_id) == (
+        s["version"], payload["subset"], first_build.flow_run_id
+    )  # fmt: skip
+
+
+def test_first_build_logs_progress_while_it_runs(api, first_build):
+    logs = read_logs(api, first_build.flow_run_id)
+    rates = [g for g in logs if re.search(r"\| \d[\d,]*\.\d pairs/s \| ETA", g["message"])]
+    assert rates, [g["message"] for g in logs]
+    last_commit = [g for g in logs if g["message"].startswith("committed batch")][-1]
+    assert rates[0]["timestamp"] < last_commit["timestamp"]  # during the run, not at its end
+    body = {
+        "artifacts": {"key": {"any_": [PROGRESS_ARTIFACT_KEY]}},
+        "limit": 10,
+        "offset": 0,
+        "sort": "CREATED_DESC",
+    }
+    progress = api.api("POST", "/artifacts/filter", body)
+    mine = [a for a in progress if a["flow_run_id"] == first_build.flow_run_id]
+    assert len(mine) == 1 and mine[0]["type"] == "progress" and mine[0]["data"] == 100.0
 
 
 def test_second_run_with_more_urls_adds_only_new_rows(first_build, images):
@@ -234,8 +280,40 @@ def test_other_encoders_are_refused_before_any_download(first_build, images, tmp
         match="names image encoder 'efficientnet-lite2', .* from 'efficientnet-lite0'",
     ):
         state.result()
-    assert server.hits == hits_before and not (tmp_path / "work").exists()
+    assert server.hits == hits_before and not list((tmp_path / "work").glob("0*"))
     assert len(AnchorTable.open(first_build.table_uri)) == rows_before
+
+
+def task_runs(server: PrefectServer, flow_run_id: str) -> dict[str, dict]:
+    """The flow run's task runs, by task name."""
+    body = {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 50, "offset": 0}
+    runs = server.api("POST", "/task_runs/filter", body)
+    return {r["name"].rsplit("-", 1)[0]: r for r in runs}
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_a_bad_url_list_fails_at_once_with_its_reason_and_no_table_version(
+    api, first_build, tmp_path, existing
+):
+    """Not retried (the same file fails the same way), the reason in the final state, and no
+    new table version (nor a new table)."""
+    table_uri = first_build.table_uri if existing else str(tmp_path / "db")
+    versions = [v.version for v in AnchorTable.open(table_uri).versions()] if existing else []
+    state = build_anchors(
+        url_list=str(tmp_path / "missing.csv"),
+        table_uri=table_uri,
+        work_dir=str(tmp_path / "work"),
+        quarantine_dir=str(tmp_path / "quarantine"),
+        **FAST,
+        return_state=True,
+    )
+    assert state.is_failed() and "missing.csv does not exist" in state.message
+    download = task_runs(api, str(state.state_details.flow_run_id))["download-pairs"]
+    assert download["state_type"] == "FAILED" and download["run_count"] == 1
+    if existing:
+        assert [v.version for v in AnchorTable.open(table_uri).versions()] == versions
+    else:
+        assert not (tmp_path / "db" / "anchors.lance").exists()
 
 
 def test_bad_batch_is_quarantined_and_table_unchanged(
@@ -282,7 +360,12 @@ def test_bad_batch_is_quarantined_and_table_unchanged(
 
 
 def test_killed_run_resumes_without_loss_or_duplicates(api, images, tmp_path):
-    """SIGKILL the flow (a subprocess) after its first commit; a rerun completes the table."""
+    """SIGKILL the flow's process (a subprocess) after its first commit: nothing it started
+    keeps running; a rerun marks the killed flow run Crashed and completes the table."""
+    import psutil
+
+    from tests.pipeline.test_session import gone
+
     server, first, more = images
     pairs = first + more
     url_list = write_url_list(server, pairs, tmp_path / "urls.parquet")
@@ -309,17 +392,23 @@ def test_killed_run_resumes_without_loss_or_duplicates(api, images, tmp_path):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    started: set[int] = set()
     try:
         deadline = time.monotonic() + 240
         while "committed batch 1:" not in log_path.read_text(errors="replace"):
             assert process.poll() is None, log_path.read_text(errors="replace")[-4000:]
             assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-4000:]
+            started |= {p.pid for p in psutil.Process(process.pid).children(recursive=True)}
             time.sleep(0.2)
+        started |= {p.pid for p in psutil.Process(process.pid).children(recursive=True)}
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        process.send_signal(signal.SIGKILL)  # the process only: no `finally` of it runs
         process.wait(timeout=30)
+    assert started and gone(sorted(started)), "processes left by the killed flow run"
     killed_rows = len(AnchorTable.open(params["table_uri"]))
     assert 0 < killed_rows < N_GOOD + N_MORE
+    killed_run = json.loads((tmp_path / "work" / LOCK_NAME).read_text())["flow_run_id"]
+    assert api.api("GET", f"/flow_runs/{killed_run}")["state"]["type"] == "RUNNING"
 
     s = run_build(url_list, tmp_path, embed=params["embed"]).summary
     table = AnchorTable.open(params["table_uri"])
@@ -328,3 +417,5 @@ def test_killed_run_resumes_without_loss_or_duplicates(api, images, tmp_path):
     assert pc.count_distinct(ids).as_py() == len(ids)
     assert set(ids.to_pylist()) == expected_ids(server, pairs)
     assert s["inserted"] == N_GOOD + N_MORE - killed_rows
+    crashed = api.api("GET", f"/flow_runs/{killed_run}")["state"]
+    assert crashed["type"] == "CRASHED" and "was killed" in crashed["message"]

@@ -8,24 +8,39 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 
 from asif.store.table import AnchorTable
 from tests.http_fixtures import ImageServer, generate_pairs, write_url_list
-from tests.prefect_fixtures import (  # noqa: F401 (fixture)
+from tests.prefect_fixtures import (
     PrefectServer,
-    prefect_server,
+    running_prefect_server,
     running_process_worker,
     wait_for_flow_run,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = "asif-process"
+STREAM_LOGS = {
+    "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
+    "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
+}
+"""What `prefect deployment run --watch` needs to show a run's logs (docs/build-anchors.md)."""
 
 
-def test_demo_deployment_runs_on_a_process_worker(prefect_server: PrefectServer, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A `prefect server start` on loopback that streams logs to watchers."""
+    home = tmp_path_factory.mktemp("prefect-server")
+    with running_prefect_server(home, extra_env=STREAM_LOGS) as server:
+        yield server
+
+
+def test_demo_deployment_runs_on_a_process_worker(prefect_server: PrefectServer, tmp_path):
     server = prefect_server
     template = REPO / "infra/prefect/work-pool.json"
     server.run_cli(
@@ -81,6 +96,15 @@ def test_demo_deployment_runs_on_a_process_worker(prefect_server: PrefectServer,
         )
         flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", run.stdout).group(1)
         final = wait_for_flow_run(server, flow_run_id, timeout=300, logs=[worker.log_path])
+        failed = server.run_cli(
+            "deployment", "run", "build-anchors/demo", "--watch", "--watch-timeout", "240",
+            "--param", f"url_list={tmp_path / 'missing.csv'}", "--params", json.dumps(params),
+            timeout=300, check=False,
+        )  # fmt: skip
+    # `--watch` shows the reason (the flow's logs), not only "finished in state 'Failed'"
+    assert failed.returncode == 1, failed
+    said = " ".join(failed.stdout.split())  # the terminal wraps long lines
+    assert "missing.csv does not exist or is not a file" in said, failed.stdout[-6000:]
     assert final["state"]["type"] == "COMPLETED", worker.log_path.read_text()[-6000:]
     assert final["parameters"]["embed"] == params["embed"]
     assert final["parameters"]["table_name"] == "anchors"  # from the deployment

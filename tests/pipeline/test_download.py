@@ -1,4 +1,4 @@
-"""download_pairs against a local HTTP server: counts, shards, resume."""
+"""download_pairs against a local HTTP server: counts, shards, resume, headerless lists."""
 
 from __future__ import annotations
 
@@ -15,18 +15,22 @@ import pyarrow.parquet as pq
 import pytest
 
 from asif.pipeline.download import DownloadOptions, collect_stats, download_pairs
+from asif.pipeline.subset import read_subset
+from asif.pipeline.url_list import UrlListError, UrlListOptions
 from tests.http_fixtures import ImageServer, generate_pairs, write_url_list
 
 ROOT = Path(__file__).resolve().parents[1]
 ITEMS = generate_pairs(10, n_missing=2, n_html=2, n_truncated=2)
 PAIRS = [p for p, _ in ITEMS]
 EXTRA = generate_pairs(4, start=100)
+CC12M_ITEMS = generate_pairs(5, n_missing=1, start=200)
+CC12M = UrlListOptions(url_col=0, caption_col=1)
 FIVE_PER_SHARD = DownloadOptions(samples_per_shard=5)
 
 
 @pytest.fixture(scope="module")
 def server():
-    with ImageServer(ITEMS + EXTRA) as srv:
+    with ImageServer(ITEMS + EXTRA + CC12M_ITEMS) as srv:
         yield srv
 
 
@@ -66,13 +70,15 @@ def test_rerun_downloads_nothing_and_a_longer_list_only_its_new_pairs(first_run,
     hits = dict(server.hits)
     again = download_pairs(tmp / "urls.parquet", tmp / "shards", FIVE_PER_SHARD)
     assert again.new_shards == []
-    assert (again.total, again.succeeded) == (16, 10)
+    assert (again.total, again.succeeded) == (16, 10)  # the folder's totals
+    assert (again.new_attempted, again.new_succeeded, again.already_downloaded) == (0, 0, 16)
     assert server.hits == hits
 
     longer = write_url_list(server, PAIRS + [p for p, _ in EXTRA], tmp / "longer.csv")
     grown = download_pairs(longer, tmp / "shards", FIVE_PER_SHARD)
     assert [p.name for p in grown.new_shards] == ["00004.parquet"]
     assert (grown.total, grown.succeeded, grown.failed) == (20, 14, 6)
+    assert (grown.new_attempted, grown.new_succeeded, grown.new_failed) == (4, 4, 0)
     assert {k: v for k, v in server.hits.items() if v != hits.get(k)} == {
         p.path: 1 for p, _ in EXTRA
     }
@@ -91,6 +97,66 @@ def test_csv_list_to_webdataset_skips_rows_without_caption(server, tmp_path):
     assert [p.name for p in stats.shard_files] == ["00000.tar"]
     with pytest.raises(ValueError, match="webdataset"):
         download_pairs(url_list, tmp_path / "wds", DownloadOptions(output_format="parquet"))
+
+
+def test_a_headerless_cc12m_tsv_downloads_its_pairs_byte_exact_and_resumes(server, tmp_path):
+    good = [p for p, _ in CC12M_ITEMS if p.ok]
+    missing = [p for p, _ in CC12M_ITEMS if not p.ok][0]
+    captions = {
+        good[0].path: f'"Best" {good[0].caption}',
+        good[1].path: f'"an unclosed quote, <PERSON> {good[1].caption}',
+        good[2].path: f"{good[2].caption} «café» 'x'",
+    }
+    rows = [f"{server.url(p)}\t{captions.get(p.path, p.caption)}" for p in [*good, missing]]
+    lines = [rows[0], "", rows[1], f"{server.url(good[0])}\ttoo\tmany", *rows[2:], rows[0]]
+    url_list = tmp_path / "cc12m.tsv"
+    url_list.write_bytes("\r\n".join(lines).encode())
+    stats = download_pairs(url_list, tmp_path / "shards", source=CC12M)
+    assert stats.skipped == {"blank line": 1, "malformed line (wrong number of fields)": 1}
+    assert stats.skipped_examples["blank line"] == ["line 2"]
+    assert (stats.duplicates, stats.already_downloaded) == (1, 0)
+    assert (stats.new_attempted, stats.new_succeeded, stats.new_failed) == (6, 5, 1)
+    assert stats.subset is not None and (stats.subset.rows_read, stats.subset.how) == (9, "all")
+    table = pa.concat_tables(
+        pq.read_table(p, columns=["url", "caption"]) for p in stats.shard_files
+    )
+    assert sorted(table.to_pylist(), key=lambda r: r["url"]) == sorted(
+        ({"url": r.split("\t")[0], "caption": r.split("\t")[1]} for r in rows),
+        key=lambda r: r["url"],
+    )
+
+    hits = dict(server.hits)
+    again = download_pairs(url_list, tmp_path / "shards", source=CC12M)
+    assert server.hits == hits and again.new_shards == []
+    assert (again.new_attempted, again.already_downloaded, again.duplicates) == (0, 7, 0)
+
+    sample = UrlListOptions(url_col=0, caption_col=1, sample=4, seed=3)
+    expected = read_subset(url_list, sample).pairs.to_pylist()
+    sampled = download_pairs(url_list, tmp_path / "sampled", source=sample)
+    got = pa.concat_tables(
+        pq.read_table(p, columns=["url", "caption"]) for p in sampled.shard_files
+    )
+    distinct = list(dict.fromkeys((r["url"], r["caption"]) for r in expected))
+    assert sorted((r["url"], r["caption"]) for r in got.to_pylist()) == sorted(distinct)
+    assert sampled.subset is not None and sampled.subset.rows_selected == 4
+    hits = dict(server.hits)
+    again = download_pairs(url_list, tmp_path / "sampled", source=sample)
+    assert server.hits == hits and again.new_shards == []
+
+
+def test_a_subset_that_selects_nothing_usable_is_refused(tmp_path):
+    url_list = tmp_path / "cc12m.tsv"
+    url_list.write_text("https://x/1.jpg\tone\nhttps://x/2.jpg\n\n")
+    with pytest.raises(UrlListError, match="no row selected"):
+        download_pairs(
+            url_list, tmp_path / "out", source=UrlListOptions(url_col=0, caption_col=1, start=10)
+        )
+    with pytest.raises(
+        UrlListError, match="none of the 2 selected rows is usable: .*1 malformed line"
+    ):
+        download_pairs(
+            url_list, tmp_path / "out", source=UrlListOptions(url_col=0, caption_col=1, start=1)
+        )
 
 
 def test_resume_after_kill_keeps_finished_shards(server, tmp_path):

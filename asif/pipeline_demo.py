@@ -1,0 +1,156 @@
+"""The main job on an embedded default: the demo's anchor pairs through the whole pipeline.
+
+`asif demo --pipeline`: the demo's pairs (`asif.demo`: real Fashion-MNIST images with
+captions) are served from a 127.0.0.1 HTTP server and listed as a headerless
+url TAB caption file, as CC12M ships; build-anchors downloads them with img2dataset, embeds
+them with Ray, validates them with Great Expectations and commits them to a LanceDB table;
+then the evaluate flow's evaluation runs on the new version. Nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from asif.datasets import fashion_mnist_installed
+from asif.demo import (
+    ANCHORS_PER_CLASS,
+    IMAGE_ENCODER,
+    PAIRS_DIR,
+    TEST_PER_CLASS,
+    TEXT_ENCODER,
+    demo_anchors,
+    demo_data,
+    write_pairs_folder,
+)
+from asif.evaluation.benchmarks import load_benchmark
+from asif.evaluation.evaluate import evaluate_version
+from asif.evaluation.evaluations_table import Row
+from asif.evaluation.run import open_setup
+from asif.model import Explanation
+from asif.pipeline.build import (
+    DEFAULT_TABLE_URI,
+    build_anchor_table,
+    default_quarantine_dir,
+    default_work_dir,
+)
+from asif.pipeline.embed import EmbedOptions
+from asif.pipeline.progress import ProgressTracker, TerminalProgress
+from asif.pipeline.summary import BuildSummary, summary_text
+from asif.pipeline.url_list import UrlListOptions
+from asif.store.location import TableLocation
+
+DEMO_PORT = 8631
+"""The pairs' server port: the urls (and so the anchor ids) are the same on every run, so a
+rerun resumes and adds nothing; another free port only when this one is taken."""
+
+
+@dataclass(frozen=True)
+class PipelineDemoResult:
+    """What the pipeline demo built and measured."""
+
+    url_list: Path
+    summary: BuildSummary
+    evaluation: Row
+    explanation: Explanation
+    table_uri: str
+
+    def report(self) -> str:
+        r = self.evaluation
+        return "\n".join(
+            [
+                summary_text(self.summary).rstrip(),
+                "",
+                f"evaluation of version {r['table_version']} ({r['n_anchors']} anchors, "
+                f"k={r['k']}, p={r['p']}) on {r['benchmark']}, {r['n_images']} held-out "
+                f"images: top-1 {r['top1']:.1%}, top-5 {r['top5']:.1%}",
+                "",
+                "one explanation (first held-out image):",
+                str(self.explanation),
+                "",
+                f"url list (CC12M's layout: url TAB caption, no header): {self.url_list}",
+                "serve the table (it follows every new version):",
+                f"  .venv/bin/asif serve --table {self.table_uri}",
+            ]
+        )
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """The files of `folder` over HTTP on 127.0.0.1 while the block runs; its base url."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", DEMO_PORT), handler)
+    except OSError:  # taken
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib's name)
+        pass
+
+
+def write_url_list(pairs_dir: Path, base_url: str, path: Path) -> Path:
+    """`path` listing the pairs folder's images (by url under `base_url`) and captions."""
+    lines = [
+        f"{base_url}/{image.name}\t{image.with_suffix('.txt').read_text(encoding='utf-8')}\n"
+        for image in sorted(pairs_dir.glob("*.png"))
+    ]
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def run_pipeline_demo(
+    table_uri: str = DEFAULT_TABLE_URI,
+    pairs_dir: str | Path = PAIRS_DIR,
+    image_encoder: str = IMAGE_ENCODER,
+    text_encoder: str = TEXT_ENCODER,
+    anchors_per_class: int = ANCHORS_PER_CLASS,
+    test_per_class: int = TEST_PER_CLASS,
+) -> PipelineDemoResult:
+    """Build the demo's anchor table through the pipeline, evaluate and explain it."""
+    pool, test = demo_data()
+    anchors, captions = demo_anchors(pool, anchors_per_class)
+    folder = write_pairs_folder(anchors, captions, pairs_dir)
+    location = TableLocation.from_env(table_uri)
+    url_list = folder.parent / "demo-urls.tsv"
+    with serve_folder(folder) as base_url:
+        write_url_list(folder, base_url, url_list)
+        with ProgressTracker([TerminalProgress()]) as tracker:
+            summary = build_anchor_table(
+                url_list,
+                location,
+                work_dir=default_work_dir(location.name),
+                quarantine_dir=default_quarantine_dir(location.name),
+                source=UrlListOptions(header=False, url_col=0, caption_col=1),
+                embed=EmbedOptions(image_encoder=image_encoder, text_encoder=text_encoder),
+                tracker=tracker,
+            )
+    setup = open_setup(table_uri, location.name, summary.version)
+    name = "fashion-mnist" if fashion_mnist_installed() else "digits"  # as `demo_data`
+    benchmark = load_benchmark(name, "test", limit=test_per_class * len(test.class_names))
+    (row,) = evaluate_version(
+        setup.table, [benchmark], cache=setup.cache, evaluations=setup.evaluations
+    )
+    from asif.encoders import load_image_encoder, load_text_encoder
+    from asif.model.from_table import model_from_table
+
+    model = model_from_table(
+        setup.table,
+        image_encoder=load_image_encoder(setup.table.image_encoder),
+        text_encoder=load_text_encoder(setup.table.text_encoder),
+    )
+    explanation = model.explain(test.images[0], test.class_names, benchmark.templates)
+    return PipelineDemoResult(url_list, summary, row, explanation, table_uri)

@@ -155,16 +155,20 @@ def write_url_list(
     url_col: str = "url",
     caption_col: str = "caption",
 ) -> Path:
-    """Write (url, caption) rows as parquet, csv or tsv, chosen by `path`'s suffix."""
+    """Write (url, caption) rows as parquet, csv or tsv (plain lines: a TSV is read without
+    quote processing), chosen by `path`'s suffix; each with a header."""
     path = Path(path)
     table = pa.table(
         {url_col: [server.url(p) for p in pairs], caption_col: [p.caption for p in pairs]}
     )
     if path.suffix == ".parquet":
         pq.write_table(table, path)
+    elif path.suffix == ".tsv":
+        rows = zip(*table.to_pydict().values(), strict=True)
+        lines = [f"{url_col}\t{caption_col}", *(f"{u}\t{c}" for u, c in rows)]
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     else:
-        delimiter = "\t" if path.suffix == ".tsv" else ","
-        pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(delimiter=delimiter))
+        pacsv.write_csv(table, path)
     return path
 
 

@@ -190,7 +190,6 @@ class LineReader:
         self._thread.join(timeout=30)
 
 
-@pytest.mark.slow  # unfinished (issue 14): fails or hangs on this machine
 def test_build_anchors_end_to_end_killed_then_resumed(tmp_path):
     """`asif build-anchors` on a local list: live progress lines with pairs/s long before the
     end; SIGKILLed after its first commit it leaves no process behind; the rerun says so,

@@ -10,7 +10,7 @@ from asif.store.batch import build_anchor_batch
 from asif.store.table import AnchorTable
 
 DOC = Path(__file__).parent.parent / "docs" / "anchor-table.md"
-DOC_URI = "asif-data/anchors"
+DOC_URI = "asif-data/lancedb"
 
 
 def code_blocks(path: Path) -> list[str]:

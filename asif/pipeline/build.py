@@ -21,10 +21,11 @@ duplicated.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -35,7 +36,7 @@ import pyarrow.compute as pc
 from asif.errors import TableNotFoundError
 from asif.pipeline.commit import CommitResult, commit_batch
 from asif.pipeline.download import DownloadOptions, DownloadStats, download_pairs
-from asif.pipeline.embed import FAILED_SCHEMA, EmbeddedBatch, EmbedOptions, iter_embedded_batches
+from asif.pipeline.embed import EmbeddedBatch, EmbedOptions, iter_embedded_batches
 from asif.pipeline.folders import pairs_from_folder
 from asif.pipeline.ledger import ShardLedger, record_build
 from asif.pipeline.progress import ProgressTracker, ShardPoller
@@ -181,8 +182,9 @@ def embed_and_commit(
 ) -> EmbedTotals:
     """Embed the shards not yet in the ledger and commit each batch through `commit_batch`.
 
-    Rows are counted as Ray yields them (`options.batch_size` at a time) and committed
-    `options.rows_per_batch` at a time. Quarantined batches are counted and skipped, never
+    Rows are counted as each actor batch arrives and committed as `iter_embedded_batches`
+    groups them (`options.rows_per_batch` rows, or fewer after `options.commit_seconds`).
+    Quarantined batches are counted and skipped, never
     fatal; a shard enters the ledger once all its image rows were committed or quarantined
     (shards without images at once).
     """
@@ -200,10 +202,10 @@ def embed_and_commit(
         return totals
     tracker.say(f"embedding {len(pending)} shard(s); {totals.skipped_shards} already committed")
     _quiet_ray()
-    streamed = replace(options, rows_per_batch=min(options.batch_size, options.rows_per_batch))
-    embedded = iter_embedded_batches([s.path for s in pending], streamed)
     seen: Counter[str] = Counter()
-    for batch in _regroup(_counted(embedded, tracker), options.rows_per_batch):
+    for batch in iter_embedded_batches(
+        [s.path for s in pending], options, on_block=lambda block: _count(tracker, block)
+    ):
         if batch.table.num_rows:
             result = commit_batch(target.writable(), batch.table, quarantine_dir=quarantine_dir)
             _add(totals, batch, result)
@@ -278,9 +280,19 @@ def build_anchor_table(
     tracker = tracker or ProgressTracker()
     target = steps.open_table(location, embed)  # other encoders: stop before any download
     version_before = target.version
+    start = time.perf_counter()
     stats = steps.fetch(url_list, work_dir, source, download, tracker)
+    fetched = time.perf_counter()
     totals = steps.embed_commit(stats, target, embed, quarantine_dir, tracker)
-    summary = summarize(target, str(url_list), stats, totals, version_before)
+    summary = summarize(
+        target,
+        str(url_list),
+        stats,
+        totals,
+        version_before,
+        download_seconds=fetched - start,
+        embed_seconds=time.perf_counter() - fetched,
+    )
     if summary.changed:
         if tag:
             steps.tag(target.writable(), tag, summary.version)
@@ -308,30 +320,9 @@ def _quiet_ray() -> None:
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
 
-def _counted(batches: Iterable[EmbeddedBatch], tracker: ProgressTracker) -> Iterator[EmbeddedBatch]:
-    for batch in batches:
-        ok, failed = batch.table.num_rows, batch.failed.num_rows
-        tracker.add(done=ok + failed, embedded=ok, decode_failed=failed)
-        yield batch
-
-
-def _regroup(batches: Iterable[EmbeddedBatch], rows: int) -> Iterator[EmbeddedBatch]:
-    """The rows of `batches` in batches of `rows` (the last one smaller); each failed row goes
-    with the batch being filled when it arrived."""
-    good: pa.Table | None = None
-    failed: list[pa.Table] = []
-    for batch in batches:
-        good = batch.table if good is None else pa.concat_tables([good, batch.table])
-        failed.append(batch.failed)
-        while good.num_rows >= rows:
-            yield EmbeddedBatch(good.slice(0, rows), _concat_failed(failed))
-            good, failed = good.slice(rows), []
-    if good is not None and (good.num_rows or failed):
-        yield EmbeddedBatch(good, _concat_failed(failed))
-
-
-def _concat_failed(tables: list[pa.Table]) -> pa.Table:
-    return pa.concat_tables(tables) if tables else FAILED_SCHEMA.empty_table()
+def _count(tracker: ProgressTracker, block: EmbeddedBatch) -> None:
+    ok, failed = block.table.num_rows, block.failed.num_rows
+    tracker.add(done=ok + failed, embedded=ok, decode_failed=failed)
 
 
 def _shard_names(rows: pa.Table) -> Counter[str]:
@@ -343,6 +334,8 @@ def _shard_names(rows: pa.Table) -> Counter[str]:
 
 def _add(totals: EmbedTotals, batch: EmbeddedBatch, result: CommitResult) -> None:
     totals.batches += 1
+    totals.validate_seconds += result.validate_seconds
+    totals.write_seconds += result.write_seconds
     totals.embedded += batch.table.num_rows
     if result.committed:
         totals.committed_batches += 1

@@ -15,6 +15,7 @@ A zero-row batch is committed as a no-op (no new table version).
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,7 +55,8 @@ def quarantine_batch(
 
 @dataclass(frozen=True)
 class CommitResult:
-    """What `commit_batch` did: committed (with counts and version) or quarantined."""
+    """What `commit_batch` did: committed (with counts and version) or quarantined, and the
+    seconds it spent validating and writing (the upsert, or the quarantine folder)."""
 
     committed: bool
     rows: int
@@ -63,6 +65,8 @@ class CommitResult:
     version: int
     report: ValidationReport
     quarantine_path: Path | None = None
+    validate_seconds: float = 0.0
+    write_seconds: float = 0.0
 
 
 def commit_batch(
@@ -83,6 +87,7 @@ def commit_batch(
     configuration error; nothing is quarantined). Wrong dimensions are bad data: quarantined.
     """
     table.check_encoders(batch, dims=False)  # before validation: a wrong encoder is no bad row
+    start = time.perf_counter()
     ctx = {"table": table.dataset_uri, "table_version": table.version, **(context or {})}
     try:
         report = validate_anchor_batch(
@@ -90,6 +95,7 @@ def commit_batch(
         )
     except SchemaMismatchError as e:  # e.g. an embedding column that is not a list
         report = ValidationReport.failure(f"schema: {e}", batch.num_rows)
+    validated = time.perf_counter()
     if report.success:
         try:
             done = table.upsert(batch)  # conforms the batch, refusing a misfit before any write
@@ -103,6 +109,8 @@ def commit_batch(
                 updated=done.updated,
                 version=done.version,
                 report=report,
+                validate_seconds=validated - start,
+                write_seconds=time.perf_counter() - validated,
             )
     path = quarantine_batch(batch, report, quarantine_dir, context=ctx)
     if raise_on_failure:
@@ -117,4 +125,6 @@ def commit_batch(
         version=table.version,
         report=report,
         quarantine_path=path,
+        validate_seconds=validated - start,
+        write_seconds=time.perf_counter() - validated,
     )

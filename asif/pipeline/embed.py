@@ -65,8 +65,11 @@ _TAR_COLUMNS = ("url", "caption", "image", "width", "height")
 FAILED_SCHEMA = pa.schema(
     [("url", pa.string()), ("caption", pa.string()), ("shard", pa.string()), ("error", pa.string())]
 )
-READ_CPUS = 0.25
-"""CPUs a shard-reading task reserves: reading is light, the actors get the rest."""
+READ_CPUS = 1.0
+"""CPUs a shard-reading task reserves. Reading is light, but Ray's streaming repartition (which
+cuts the shards into encoder batches) runs with Ray's default of one CPU and fuses with the
+reading step only when both reserve the same: with less here the repartition is a task of its
+own that waits forever for a CPU the actors hold (a deadlock on 2 cores)."""
 READ_ROWS = 256
 """Rows per block `read_shard` yields by default."""
 
@@ -226,7 +229,8 @@ def init_ray(address: str | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     if not address:
         before = _children()
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False)
+        cpus = max(os.cpu_count() or 1, 1 + int(READ_CPUS))  # room for the actors and a reader
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False)
         reap_with_this_process(_children() - before)
         return
     try:
@@ -329,17 +333,29 @@ def iter_embedded_batches(
     *,
     on_block: Callable[[EmbeddedBatch], None] | None = None,
 ) -> Iterator[EmbeddedBatch]:
-    """Embed the shards' pairs with a pool of Ray actors; yield batches to commit as they come
+    """Embed the shards' pairs (`embed_blocks`); yield batches to commit as they come
     (`rows_per_batch` rows, or fewer after `commit_seconds`); `on_block` sees each actor batch
-    as it arrives (progress).
+    as it arrives (progress)."""
+    if not shards:
+        return
+    for table in commit_groups(
+        embed_blocks(shards, options),
+        options.rows_per_batch,
+        options.commit_seconds,
+        on_block=None if on_block is None else lambda t: on_block(_split_failed(t)),
+    ):
+        yield _split_failed(table)
+
+
+def embed_blocks(shards: Sequence[str | Path], options: EmbedOptions) -> Iterator[pa.Table]:
+    """The actor batches of a pool of Ray actors embedding the shards, as they arrive:
+    anchor rows plus `error` (null, or why the image did not decode).
 
     With `cpus_per_actor=None` the actors share the cluster's CPUs but `READ_CPUS` (kept for a
     reading task: reserving them all deadlocks the job); a GPU actor's CPUs decode for it.
     Each actor runs torch on its share of the cluster's CPUs (Ray's reservation is only
     logical). See `init_ray` for how the Ray session is found.
     """
-    if not shards:
-        return
     import ray
 
     init_ray(options.ray_address)
@@ -349,7 +365,12 @@ def iter_embedded_batches(
         raise ValueError("use_gpu=True but the Ray cluster has no GPU")
     use_gpu = bool(gpus) if options.use_gpu is None else options.use_gpu
     actors = options.num_actors or (max(1, int(gpus / options.gpus_per_actor)) if use_gpu else 1)
-    cpus_per_actor = options.cpus_per_actor or max(cpus - READ_CPUS, READ_CPUS) / actors
+    if options.cpus_per_actor is None and cpus <= READ_CPUS:
+        raise ValueError(
+            f"the Ray cluster has {cpus:g} CPU(s): embedding needs more than {READ_CPUS:g} "
+            "(one reads the shards), or set cpus_per_actor"
+        )
+    cpus_per_actor = options.cpus_per_actor or (cpus - READ_CPUS) / actors
     batch_size = options.gpu_batch_size if use_gpu else options.batch_size
     decode_threads = options.decode_threads
     if decode_threads is None:
@@ -375,13 +396,7 @@ def iter_embedded_batches(
         num_cpus=cpus_per_actor,
     )
     blocks = embedded.iter_batches(batch_size=None, batch_format="pyarrow")
-    for table in commit_groups(
-        (cast(pa.Table, b) for b in blocks),  # what batch_format="pyarrow" yields
-        options.rows_per_batch,
-        options.commit_seconds,
-        on_block=None if on_block is None else lambda t: on_block(_split_failed(t)),
-    ):
-        yield _split_failed(table)
+    yield from (cast(pa.Table, b) for b in blocks)  # what batch_format="pyarrow" yields
 
 
 def commit_groups(

@@ -37,6 +37,8 @@ class EmbedTotals:
     updated: int = 0
     skipped_shards: int = 0
     quarantine_paths: list[str] = field(default_factory=list)
+    validate_seconds: float = 0.0
+    write_seconds: float = 0.0
 
 
 @dataclass
@@ -45,7 +47,8 @@ class BuildSummary:
     the table's final state and the url list subset it read (`subset`, None for a folder).
 
     `table_uri` is absolute (see `absolute_uri`); `version_before` is 0 if the build created
-    the table.
+    the table. `download_seconds` and `embed_seconds` are the wall time of the two steps; the
+    second includes the validation and writes (`totals`), done while the actors embed on.
     """
 
     table_uri: str
@@ -67,6 +70,8 @@ class BuildSummary:
     rows: int
     subset: dict[str, str] | None = None
     tag: str | None = None
+    download_seconds: float = 0.0
+    embed_seconds: float = 0.0
 
     @property
     def changed(self) -> bool:
@@ -87,6 +92,9 @@ def summarize(
     stats: DownloadStats,
     totals: EmbedTotals,
     version_before: int,
+    *,
+    download_seconds: float = 0.0,
+    embed_seconds: float = 0.0,
 ) -> BuildSummary:
     """The `BuildSummary` of a finished download + embed/commit into `target`."""
     return BuildSummary(
@@ -108,6 +116,8 @@ def summarize(
         version=target.version,
         rows=target.rows,
         subset=stats.subset.as_metadata() if stats.subset is not None else None,
+        download_seconds=download_seconds,
+        embed_seconds=embed_seconds,
     )
 
 
@@ -149,6 +159,10 @@ def summary_rows(summary: BuildSummary) -> list[tuple[str, object]]:
         ("inserted", t.inserted),
         ("updated", t.updated),
         ("table rows", summary.rows),
+        ("download seconds", f"{summary.download_seconds:.1f}"),
+        ("embed seconds (commits included)", f"{summary.embed_seconds:.1f}"),
+        ("  validating", f"{t.validate_seconds:.1f}"),
+        ("  writing to the table", f"{t.write_seconds:.1f}"),
         ("table version", f"{summary.version_before} -> {summary.version}"),
         ("tag", summary.tag or "-"),
     ]

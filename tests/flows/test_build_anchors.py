@@ -18,15 +18,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-import asif.pipeline.build
+import asif.pipeline.embed
 from asif.errors import EncoderMismatchError
-from asif.pipeline.embed import FAILED_SCHEMA, EmbeddedBatch
 from asif.pipeline.ledger import read_builds
 from asif.pipeline.session import LOCK_NAME
 from asif.store.batch import build_anchor_batch
@@ -324,7 +324,7 @@ def test_bad_batch_is_quarantined_and_table_unchanged(
     server.add(extra)
     url_list = write_url_list(server, [p for p, _ in extra], tmp_path / "extra.parquet")
 
-    def nan_batches(shards, options):
+    def nan_blocks(shards, options):
         urls = [server.url(p) for p, _ in extra]
         image = np.full((3, 1280), np.nan, dtype=np.float32)
         text = np.eye(3, 384, dtype=np.float32)
@@ -337,9 +337,9 @@ def test_bad_batch_is_quarantined_and_table_unchanged(
             text_embeddings=text,
             shard=[Path(s).name for s in shards][0],
         )
-        yield EmbeddedBatch(batch, FAILED_SCHEMA.empty_table())
+        yield batch.append_column("error", pa.nulls(3, pa.string()))
 
-    monkeypatch.setattr(asif.pipeline.build, "iter_embedded_batches", nan_batches)
+    monkeypatch.setattr(asif.pipeline.embed, "embed_blocks", nan_blocks)
     table = AnchorTable.open(first_build.table_uri)
     version, rows = table.version, len(table)
     build = run_build(

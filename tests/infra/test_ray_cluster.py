@@ -26,7 +26,6 @@ summary = build_anchor_table(
     location=TableLocation.from_env(args.pop("table_uri")),
     download=DownloadOptions(**args.pop("download")),
     embed=EmbedOptions(**args.pop("embed")),
-    progress=print,
     **args,
 )
 print("RESULT", json.dumps({**summary.as_dict(), "gcs": ray.get_runtime_context().gcs_address}))

@@ -4,6 +4,7 @@ import pyarrow as pa
 import pytest
 
 import asif.pipeline.build as build
+import asif.pipeline.embed as embed
 from asif.errors import EncoderMismatchError
 from asif.pipeline.build import (
     AnchorTarget,
@@ -13,7 +14,7 @@ from asif.pipeline.build import (
     fetch_pairs,
 )
 from asif.pipeline.download import DownloadOptions, DownloadStats, ShardStats
-from asif.pipeline.embed import FAILED_SCHEMA, EmbeddedBatch, EmbedOptions
+from asif.pipeline.embed import EmbedOptions
 from asif.pipeline.ledger import read_builds
 from asif.pipeline.progress import ProgressTracker
 from asif.pipeline.summary import EmbedTotals
@@ -157,55 +158,64 @@ def _shards(tmp_path: Path, sizes: dict[str, int]) -> DownloadStats:
     return DownloadStats(tmp_path, "parquet", shards, new_shards=[s.path for s in shards])
 
 
-def _embedded(shard: str, n: int, start: int, n_failed: int = 0) -> EmbeddedBatch:
-    batch = make_batch(n, start, seed=start)
+def _block(shard: str, n: int, start: int, n_failed: int = 0) -> pa.Table:
+    """An actor batch as `embed_blocks` yields it: `n` embedded rows, then `n_failed` rows
+    whose image did not decode (zero embeddings, an `error`)."""
+    batch = make_batch(n + n_failed, start, seed=start)
     batch = batch.set_column(
-        batch.schema.get_field_index("shard"), "shard", pa.array([shard] * n, pa.string())
+        batch.schema.get_field_index("shard"), "shard", pa.array([shard] * (n + n_failed))
     )
-    failed = pa.table(
-        {
-            "url": [f"http://127.0.0.1/bad{start + i}" for i in range(n_failed)],
-            "caption": ["x"] * n_failed,
-            "shard": [shard] * n_failed,
-            "error": ["not an image"] * n_failed,
-        },
-        schema=FAILED_SCHEMA,
+    return batch.append_column(
+        "error", pa.array([None] * n + ["not an image"] * n_failed, pa.string())
     )
-    return EmbeddedBatch(batch, failed)
+
+
+def _arrive(monkeypatch, *blocks: pa.Table, before=lambda: None) -> list[Path]:
+    """Ray's part of the embedding replaced by `blocks`; `before` runs before each one comes.
+    Returns the shards it was asked for, once it is."""
+    asked: list[Path] = []
+
+    def fake_blocks(shards, options):
+        asked.extend(Path(s) for s in shards)
+        for block in blocks:
+            before()
+            yield block
+
+    monkeypatch.setattr(embed, "embed_blocks", fake_blocks)
+    monkeypatch.setattr(build, "_quiet_ray", lambda: None)
+    return asked
 
 
 def test_embed_counts_rows_as_they_come_and_commits_rows_per_batch(tmp_path, monkeypatch):
     """Ray yields `batch_size` rows at a time (each counted at once); commits take
     `rows_per_batch`; the table is created at the first commit; shards enter the ledger."""
     stats = _shards(tmp_path, {"00000.parquet": 6, "00001.parquet": 4})
-    arrivals = [
-        _embedded("00000.parquet", 3, 0),
-        _embedded("00000.parquet", 2, 3, n_failed=1),
-        _embedded("00001.parquet", 3, 5),
-        _embedded("00001.parquet", 1, 8),
-    ]
     tracker = ProgressTracker()
     location = TableLocation(str(tmp_path / "db"))
     target = AnchorTarget(location, "img-enc", DI, "txt-enc", DT)
     seen: list[tuple[int, int, int]] = []
 
-    def fake_batches(shards, options):
-        assert options.rows_per_batch == 3  # batch_size: rows are counted as Ray yields them
-        assert [Path(s).name for s in shards] == ["00000.parquet", "00001.parquet"]
-        for batch in arrivals:
-            s = tracker.snapshot()
-            seen.append((s.done, s.committed, target.version))
-            yield batch
+    def look():
+        s = tracker.snapshot()
+        seen.append((s.done, s.committed, target.version))
 
-    monkeypatch.setattr(build, "iter_embedded_batches", fake_batches)
-    monkeypatch.setattr(build, "_quiet_ray", lambda: None)
+    asked = _arrive(
+        monkeypatch,
+        _block("00000.parquet", 3, 0),
+        _block("00000.parquet", 2, 3, n_failed=1),
+        _block("00001.parquet", 3, 6),
+        _block("00001.parquet", 1, 9),
+        before=look,
+    )
     options = EmbedOptions(batch_size=3, rows_per_batch=4)
     totals = embed_and_commit(
         stats, target, options, quarantine_dir=tmp_path / "q", tracker=tracker
     )
-    assert seen == [(0, 0, 0), (3, 0, 0), (6, 4, 2), (9, 8, 3)]
+    assert [p.name for p in asked] == ["00000.parquet", "00001.parquet"]
+    # a batch of 4 rows: the 2nd holds the row that did not decode, so commits 3
+    assert seen == [(0, 0, 0), (3, 0, 0), (6, 4, 2), (9, 7, 3)]
     assert (totals.embedded, totals.decode_failures, totals.inserted) == (9, 1, 9)
-    assert totals.batches == totals.committed_batches == 3  # 4 + 4 + 1 rows
+    assert totals.batches == totals.committed_batches == 3  # 4 + 3 + 2 rows
     s = tracker.snapshot()
     assert (s.phase, s.total, s.done, s.embedded, s.committed, s.decode_failed) == (
         "embed", 10, 10, 9, 9, 1
@@ -216,12 +226,23 @@ def test_embed_counts_rows_as_they_come_and_commits_rows_per_batch(tmp_path, mon
     assert again.skipped_shards == 2 and again.batches == 0
 
 
+def test_a_batch_that_waited_commit_seconds_is_committed_before_it_is_full(tmp_path, monkeypatch):
+    """`commit_seconds` holds on the build path too: with 0 each actor batch is committed as
+    it arrives, however large `rows_per_batch`."""
+    stats = _shards(tmp_path, {"00000.parquet": 6})
+    target = AnchorTarget(TableLocation(str(tmp_path / "db")), "img-enc", DI, "txt-enc", DT)
+    versions: list[int] = []
+    blocks = [_block("00000.parquet", 2, i) for i in (0, 2, 4)]
+    _arrive(monkeypatch, *blocks, before=lambda: versions.append(target.version))
+    options = EmbedOptions(batch_size=2, rows_per_batch=1000, commit_seconds=0)
+    totals = embed_and_commit(stats, target, options, quarantine_dir=tmp_path / "q")
+    assert versions == [0, 2, 3]  # created (1) and first commit (2) before the second batch
+    assert totals.committed_batches == 3 and len(target.writable()) == 6
+
+
 def test_embed_of_only_broken_images_creates_no_table(tmp_path, monkeypatch):
     stats = _shards(tmp_path, {"00000.parquet": 2})
-    monkeypatch.setattr(
-        build, "iter_embedded_batches", lambda s, o: iter([_embedded("00000.parquet", 0, 0, 2)])
-    )
-    monkeypatch.setattr(build, "_quiet_ray", lambda: None)
+    _arrive(monkeypatch, _block("00000.parquet", 0, 0, n_failed=2))
     target = AnchorTarget(TableLocation(str(tmp_path / "db")), "img-enc", DI, "txt-enc", DT)
     totals = embed_and_commit(stats, target, quarantine_dir=tmp_path / "q")
     assert (totals.decode_failures, totals.batches, target.table) == (2, 0, None)
@@ -239,10 +260,7 @@ def test_a_changed_table_records_the_build_with_its_subset(tmp_path, small_encod
         stats.output_dir, "parquet", stats.shards, stats.new_shards, subset=subset
     )
     monkeypatch.setattr(build, "fetch_pairs", lambda url_list, work_dir, options, source: stats)
-    monkeypatch.setattr(
-        build, "iter_embedded_batches", lambda s, o: iter([_embedded("00000.parquet", 4, 0)])
-    )
-    monkeypatch.setattr(build, "_quiet_ray", lambda: None)
+    _arrive(monkeypatch, _block("00000.parquet", 4, 0))
     summary = build_anchor_table(
         "urls.csv",
         location,
@@ -253,6 +271,8 @@ def test_a_changed_table_records_the_build_with_its_subset(tmp_path, small_encod
         tag="s4",
     )
     assert summary.subset == subset.as_metadata()
+    assert summary.download_seconds >= 0 and summary.embed_seconds > 0
+    assert summary.totals.validate_seconds > 0 and summary.totals.write_seconds > 0
     assert (summary.version_before, summary.version, summary.rows) == (0, 2, 4)
     [record] = read_builds(location)
     assert (record.version, record.tag, record.subset) == (2, "s4", subset.as_metadata())

@@ -44,6 +44,7 @@ def test_commit_good_batch_upserts(table, tmp_path):
     assert isinstance(result, CommitResult)
     assert result.committed and (result.inserted, result.updated) == (12, 0)
     assert result.version == table.version == 2 and len(table) == 12
+    assert result.validate_seconds > 0 and result.write_seconds > 0  # the summary's stage times
     again = commit_batch(table, make_batch(), quarantine_dir=tmp_path / "q")
     assert (again.inserted, again.updated) == (0, 12) and len(table) == 12
     assert not (tmp_path / "q").exists()
@@ -58,6 +59,7 @@ def test_commit_bad_batch_quarantines_and_leaves_table_as_it_was(table, tmp_path
     bad = bad_batch(kind)
     result = commit_batch(table, bad, quarantine_dir=tmp_path / "q", context={"shard": "s7"})
     assert not result.committed and result.inserted == 0 and result.version == version
+    assert result.validate_seconds > 0 and result.write_seconds > 0  # the quarantine write
     assert table.version == version and table.read().equals(rows)
     assert AnchorTable.open(table.uri).version == version
     folder = result.quarantine_path

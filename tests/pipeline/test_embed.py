@@ -174,7 +174,6 @@ def test_undecodable_images_are_dropped_and_reported(embedded):
     assert all("cannot decode" in e for e in failed["error"].to_pylist())
 
 
-@pytest.mark.slow  # unfinished (issue 14): fails or hangs on this machine
 def test_batches_are_committed_while_the_embedding_goes_on(shards, ray_session, tmp_path):
     """rows_per_batch far above the rows: commit_seconds=0 commits each actor batch as it
     arrives, so the first commit comes before the last batch is embedded."""

@@ -34,37 +34,45 @@ COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white
 SHAPES = ["circle", "square", "triangle"]
 
 
+def generated_pairs(n: int, seed: int = 0) -> Iterator[tuple[bytes, str, int, int]]:
+    """`n` (JPEG bytes, caption, width, height): a coloured shape on a noisy background."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        w, h = int(rng.integers(256, 400)), 256
+        back, fore = rng.choice(COLOURS, 2, replace=False)
+        shape = SHAPES[i % len(SHAPES)]
+        pixels = rng.integers(0, 40, (h, w, 3), dtype=np.uint8)
+        image = Image.blend(Image.new("RGB", (w, h), str(back)), Image.fromarray(pixels), 0.3)
+        box = (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
+        draw = ImageDraw.Draw(image)
+        if shape == "circle":
+            draw.ellipse(box, fill=str(fore))
+        elif shape == "square":
+            draw.rectangle(box, fill=str(fore))
+        else:
+            draw.polygon(
+                [(w // 2, h // 4), (w // 4, 3 * h // 4), (3 * w // 4, 3 * h // 4)], str(fore)
+            )
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=90)
+        yield out.getvalue(), f"a {fore} {shape} on a {back} background, picture {i}", w, h
+
+
 def write_shards(folder: Path, n: int, per_shard: int, seed: int = 0) -> list[Path]:
     """`n` generated (JPEG, caption) pairs as parquet shards in img2dataset's column layout."""
-    rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
+    pairs = generated_pairs(n, seed)
     shards = []
     for start in range(0, n, per_shard):
         rows: dict[str, list] = {
             k: [] for k in ("url", "caption", "status", "jpg", "original_width", "original_height")
         }
         for i in range(start, min(n, start + per_shard)):
-            w, h = int(rng.integers(256, 400)), 256
-            back, fore = rng.choice(COLOURS, 2, replace=False)
-            shape = SHAPES[i % len(SHAPES)]
-            pixels = rng.integers(0, 40, (h, w, 3), dtype=np.uint8)
-            image = Image.blend(Image.new("RGB", (w, h), str(back)), Image.fromarray(pixels), 0.3)
-            box = (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
-            draw = ImageDraw.Draw(image)
-            if shape == "circle":
-                draw.ellipse(box, fill=str(fore))
-            elif shape == "square":
-                draw.rectangle(box, fill=str(fore))
-            else:
-                draw.polygon(
-                    [(w // 2, h // 4), (w // 4, 3 * h // 4), (3 * w // 4, 3 * h // 4)], str(fore)
-                )
-            out = io.BytesIO()
-            image.save(out, format="JPEG", quality=90)
+            jpeg, caption, w, h = next(pairs)
             rows["url"].append(f"file:///generated/{i}.jpg")
-            rows["caption"].append(f"a {fore} {shape} on a {back} background, picture {i}")
+            rows["caption"].append(caption)
             rows["status"].append("success")
-            rows["jpg"].append(out.getvalue())
+            rows["jpg"].append(jpeg)
             rows["original_width"].append(w)
             rows["original_height"].append(h)
         path = folder / f"{start // per_shard:05d}.parquet"

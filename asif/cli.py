@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import types
@@ -61,7 +62,7 @@ def _templates(args: argparse.Namespace) -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     if args.pipeline:
-        from asif.pipeline_demo import run_pipeline_demo
+        from flows.demo import run_pipeline_demo
 
         print(
             run_pipeline_demo(
@@ -121,16 +122,8 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_build_anchors(args: argparse.Namespace) -> None:
-    from asif.pipeline.build import (
-        build_anchor_table,
-        default_quarantine_dir,
-        default_tag,
-        default_work_dir,
-    )
-    from asif.pipeline.progress import ProgressTracker, TerminalProgress
-    from asif.pipeline.session import build_session
+    from asif.pipeline.progress import TerminalProgress
     from asif.pipeline.summary import summary_text
-    from asif.store.location import TableLocation
 
     options = {}
     for name, cls in _option_classes().items():
@@ -138,25 +131,24 @@ def cmd_build_anchors(args: argparse.Namespace) -> None:
             options[name] = cls(**{f.name: getattr(args, f.name) for f in _given(args, cls)})
         except ValueError as exc:
             args.parser.error(str(exc))
-    work_dir = args.work_dir or default_work_dir(args.table_name)
+    # Prefect's console lines (the temporary server starting and stopping) are not this
+    # command's output; its run's logs are on the server
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    from flows.build_anchors import run_here  # Prefect's import takes seconds: after the checks
+
     try:
-        with _signals_end_the_command(), build_session(work_dir) as session:
-            if session.stale is not None:
-                print(
-                    f"asif build-anchors: the previous build of {work_dir} "
-                    f"({session.stale.describe()}) was killed before it finished; resuming",
-                    file=sys.stderr,
-                )
-            with ProgressTracker([TerminalProgress()], interval=args.progress_every) as tracker:
-                summary = build_anchor_table(
-                    args.url_list,
-                    TableLocation.from_env(args.table, args.table_name),
-                    work_dir=work_dir,
-                    quarantine_dir=args.quarantine_dir or default_quarantine_dir(args.table_name),
-                    tag=args.tag or default_tag(),
-                    tracker=tracker,
-                    **options,
-                )
+        with _signals_end_the_command():
+            summary = run_here(
+                (TerminalProgress(),),
+                url_list=args.url_list,
+                table_uri=args.table,
+                table_name=args.table_name,
+                work_dir=args.work_dir,
+                quarantine_dir=args.quarantine_dir,
+                tag=args.tag,
+                progress_seconds=args.progress_every,
+                **options,
+            )
     except KeyboardInterrupt:
         print("asif build-anchors: interrupted; the same command resumes", file=sys.stderr)
         raise SystemExit(130) from None
@@ -192,6 +184,10 @@ def _signals_end_the_command() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+_NOT_SET = {"limit": "all rows", "sample": "none", "fraction": "none", "stop": "the last row"}
+"""What an option left at None means, where it is not "chosen automatically"."""
+
+
 def _add_dataclass_options(p: argparse.ArgumentParser, cls: type, title: str) -> None:
     """One option per field of `cls` (``--rows-per-batch`` for `rows_per_batch`), typed from
     its annotation; left out, an option keeps the field's default (the dataclass's)."""
@@ -210,7 +206,8 @@ def _add_dataclass_options(p: argparse.ArgumentParser, cls: type, title: str) ->
             spec["type"] = lambda text: int(text) if text.isdigit() else text
         else:
             spec["type"] = kinds[0]
-        spec["help"] = f"default: {'auto' if f.default is None else f.default}"
+        unset = _NOT_SET.get(f.name, "auto")
+        spec["help"] = f"default: {unset if f.default is None else f.default}"
         group.add_argument("--" + f.name.replace("_", "-"), **spec)
 
 
@@ -294,9 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "build-anchors",
-        help="build or grow an anchor table from a url list (the build-anchors flow's steps)",
+        help="build or grow an anchor table from a url list (the build-anchors flow)",
         description="Download, embed, validate and commit a url list's pairs into an anchor "
-        "table, showing progress; rerun the same command to resume. See docs/build-anchors.md.",
+        "table, showing progress; rerun the same command to resume. Runs the build-anchors "
+        "flow here: on the Prefect server of PREFECT_API_URL, else on a temporary local one. "
+        "See docs/build-anchors.md.",
     )
     _build_anchors_options(p)
     # a ValueError is bad input here too (e.g. a work folder of other shards)

@@ -36,9 +36,9 @@ from asif.encoders.common import EXACT, FAST
 from asif.pipeline.build import build_anchor_table
 from asif.pipeline.download import DownloadOptions, collect_stats
 from asif.pipeline.embed import EmbedOptions
+from asif.pipeline.loopback import serve_folder
 from asif.pipeline.summary import BuildSummary
 from asif.pipeline.url_list import UrlListOptions
-from asif.pipeline_demo import serve_folder
 from asif.store.location import TableLocation
 
 BAD_EVERY = 10

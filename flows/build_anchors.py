@@ -6,7 +6,9 @@ version -> record the build -> summary artifact -> event `asif.anchors.updated` 
 table changed). Progress is logged every few seconds and kept in the progress artifact
 `build-anchors-progress`. Killed and re-run with the same arguments, it finishes the job
 without losing or duplicating rows (see `asif.pipeline.build`), and marks the killed run
-Crashed (see `asif.pipeline.session`). `asif build-anchors` runs the same steps without Prefect.
+Crashed (see `asif.pipeline.session`). `asif build-anchors` runs this flow in its own process
+(`run_here`): against PREFECT_API_URL, or else a temporary local server (Prefect's ephemeral
+mode), no deployment or worker needed.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from asif.pipeline.build import (
 )
 from asif.pipeline.download import DownloadOptions
 from asif.pipeline.embed import EmbedOptions
-from asif.pipeline.progress import INTERVAL, ProgressTracker
+from asif.pipeline.progress import INTERVAL, ProgressSink, ProgressTracker, caller_sinks, shown_to
 from asif.pipeline.session import build_session
+from asif.pipeline.summary import BuildSummary
 from asif.pipeline.url_list import UrlListOptions
 from asif.store.location import TableLocation
+from flows.console import prefect_console_quiet
 from tasks.build_anchors import (
     TASK_STEPS,
     FlowProgress,
@@ -74,9 +78,10 @@ def build_anchors(
         with build_session(
             work_dir, flow_run_id=str(runtime.flow_run.id), guard=temporary_server_pids()
         ) as session:
-            if session.stale is not None:
-                report_killed_build(session.stale, logger)
-            with ProgressTracker([FlowProgress(logger)], interval=progress_seconds) as tracker:
+            sinks = [FlowProgress(logger), *caller_sinks()]
+            with ProgressTracker(sinks, interval=progress_seconds) as tracker:
+                if session.stale is not None:
+                    report_killed_build(session.stale, tracker.say)
                 summary = build_anchor_table(
                     url_list,
                     TableLocation.from_env(table_uri, table_name, storage_options),
@@ -107,3 +112,11 @@ def build_anchors(
         summary.totals.quarantined_batches,
     )
     return summary.as_dict()
+
+
+def run_here(sinks: tuple[ProgressSink, ...] = (), **parameters: Any) -> BuildSummary:
+    """Run the flow in this process, as `asif build-anchors` does, its progress also shown to
+    `sinks`; Prefect's own console lines are left out (they would repeat the progress; the
+    run's logs are on the Prefect server). Errors raise as from a function."""
+    with shown_to(*sinks), prefect_console_quiet():
+        return BuildSummary.from_dict(build_anchors(**parameters))

@@ -16,7 +16,9 @@ from asif.evaluation.studies import STUDIES, StudyOptions
 from asif.model.zero_shot import DEFAULT_STRATEGY, Strategy
 from tasks.evaluate import compare, evaluate_main, load_benchmarks, publish, study
 
-SUMMARY_FIELDS = ("benchmark", "table_version", "n_anchors", "k", "p", "strategy", "top1", "top5")
+SUMMARY_FIELDS = (
+    "benchmark", "table_version", "n_anchors", "n_images", "k", "p", "strategy", "top1", "top5"
+)  # fmt: skip
 
 
 @flow(name="evaluate")

@@ -4,6 +4,7 @@ the Prefect side of a killed build (its flow run, the temporary server)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from logging import Logger, LoggerAdapter
 from pathlib import Path
 from typing import Any
@@ -189,13 +190,12 @@ class FlowProgress:
         pass
 
 
-def report_killed_build(stale: BuildOwner, logger: RunLogger) -> None:
+def report_killed_build(stale: BuildOwner, say: Callable[[str], None]) -> None:
     """Say that the work folder's previous build was killed, and mark its flow run Crashed:
     a killed process cannot report its own end, so the run would stay Running."""
-    logger.warning(
-        "the previous build of this work folder (%s) was killed before it finished; "
-        "this run resumes its work",
-        stale.describe(),
+    say(
+        f"the previous build of this work folder ({stale.describe()}) was killed before it "
+        "finished; this run resumes its work"
     )
     if stale.flow_run_id is None or stale.flow_run_id == str(runtime.flow_run.id):
         return
@@ -203,16 +203,16 @@ def report_killed_build(stale: BuildOwner, logger: RunLogger) -> None:
         try:
             run = client.read_flow_run(UUID(stale.flow_run_id))
         except ObjectNotFound:
-            logger.warning(
-                "its flow run %s is not on this Prefect server, which cannot mark it Crashed",
-                stale.flow_run_id,
+            say(
+                f"its flow run {stale.flow_run_id} is not on this Prefect server, which cannot "
+                "mark it Crashed"
             )
             return
         if run.state is not None and run.state.is_final():
             return
         message = f"its process ({stale.describe()}) was killed; found by {runtime.flow_run.id}"
         client.set_flow_run_state(run.id, Crashed(message=message), force=True)
-    logger.warning("marked flow run %s (%s) Crashed", run.name, run.id)
+    say(f"marked flow run {run.name} ({run.id}) Crashed")
 
 
 def temporary_server_pids() -> list[int]:

@@ -147,9 +147,10 @@ def test_build_anchors_options_mirror_the_flow_s_parameters():
     )  # fmt: skip
     assert (args.resize_mode, args.use_gpu, args.cpus_per_actor) == ("border", True, 0.5)
     assert not hasattr(args, "limit")  # left out: the dataclass's default
-    options = {
-        a.dest for a in parser._subparsers._group_actions[0].choices["build-anchors"]._actions
-    }
+    actions = parser._subparsers._group_actions[0].choices["build-anchors"]._actions
+    options = {a.dest for a in actions}
+    helps = {a.dest: a.help for a in actions}
+    assert (helps["limit"], helps["num_actors"]) == ("default: all rows", "default: auto")
     for cls in (UrlListOptions, DownloadOptions, EmbedOptions):
         assert {f.name for f in dataclasses.fields(cls)} <= options
     flow = set(inspect.signature(build_anchors.fn).parameters) - {"storage_options"}
@@ -205,7 +206,8 @@ def test_build_anchors_end_to_end_killed_then_resumed(tmp_path):
     items = generate_pairs(24, n_missing=2, n_html=1)
     cmd = [sys.executable, "-m", "asif.cli", "build-anchors", str(tmp_path / "urls.csv"),
            "--table", "db", "--limit", "26", "--progress-every", "0.5", *BUILD_OPTIONS]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_ADDRESS": ""}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PYTHONPATH=str(REPO), RAY_ADDRESS="", PREFECT_HOME=str(tmp_path / "prefect"))
     with ImageServer(items) as server:
         server.delay = 0.2  # a download of several seconds
         write_url_list(server, [p for p, _ in items], tmp_path / "urls.csv")
@@ -234,7 +236,9 @@ def test_build_anchors_end_to_end_killed_then_resumed(tmp_path):
         rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                                timeout=300)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-4000:]
-    assert "was killed before it finished; resuming" in rerun.stderr
+    # the flow ran (on a temporary Prefect server): it marks the killed run's flow run Crashed
+    assert "was killed before it finished; this run resumes its work" in rerun.stderr
+    assert re.search(r"marked flow run \S+ \([0-9a-f-]{36}\) Crashed", rerun.stderr)
     assert any(
         line.startswith("embed ") and RATE.search(line) for line in rerun.stderr.splitlines()
     )

@@ -507,7 +507,8 @@ def _run_img2dataset(**kwargs: object) -> None:
         "PYTHONPATH": os.pathsep.join(filter(None, pythonpath)),
     }
     cmd = [sys.executable, "-m", "asif.pipeline.download", json.dumps(kwargs)]
-    result = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, check=False)
+    # its report goes to stderr: stdout is the caller's (`asif build-anchors --json`)
+    result = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=2, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"img2dataset failed with exit code {result.returncode} (output above)")
 

@@ -353,8 +353,9 @@ def embed_blocks(shards: Sequence[str | Path], options: EmbedOptions) -> Iterato
 
     With `cpus_per_actor=None` the actors share the cluster's CPUs but `READ_CPUS` (kept for a
     reading task: reserving them all deadlocks the job); a GPU actor's CPUs decode for it.
-    Each actor runs torch on its share of the cluster's CPUs (Ray's reservation is only
-    logical). See `init_ray` for how the Ray session is found.
+    Each actor runs torch on `cpus_per_actor` threads when it is set, else on its share of
+    all the cluster's CPUs: the reader's reservation is only logical (reading is light).
+    See `init_ray` for how the Ray session is found.
     """
     import ray
 
@@ -386,7 +387,7 @@ def embed_blocks(shards: Sequence[str | Path], options: EmbedOptions) -> Iterato
             "text_encoder": options.text_encoder,
             "device": "cuda" if use_gpu else "cpu",
             "batch_size": batch_size,
-            "threads": round(cpus / actors),
+            "threads": max(1, round(options.cpus_per_actor or cpus / actors)),
             "settings": settings,
         },
         compute=ray.data.ActorPoolStrategy(size=actors),

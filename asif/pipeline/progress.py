@@ -15,7 +15,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -95,6 +96,27 @@ class ProgressSink(Protocol):
 
     def close(self) -> None:
         """The build ended."""
+
+
+_CALLER_SINKS: contextvars.ContextVar[tuple[ProgressSink, ...]] = contextvars.ContextVar(
+    "asif_caller_progress_sinks", default=()
+)
+
+
+@contextmanager
+def shown_to(*sinks: ProgressSink) -> Iterator[None]:
+    """Builds run inside the block (a flow called as a function) also show their progress to
+    `sinks`: how `asif build-anchors` puts the flow's progress on its terminal."""
+    token = _CALLER_SINKS.set(_CALLER_SINKS.get() + sinks)
+    try:
+        yield
+    finally:
+        _CALLER_SINKS.reset(token)
+
+
+def caller_sinks() -> tuple[ProgressSink, ...]:
+    """The sinks of the enclosing `shown_to` blocks."""
+    return _CALLER_SINKS.get()
 
 
 class ProgressTracker:

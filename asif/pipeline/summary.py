@@ -3,7 +3,7 @@ text `asif build-anchors` prints."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -84,6 +84,15 @@ class BuildSummary:
         out.update(asdict(self.totals))
         out["changed"] = self.changed
         return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BuildSummary:
+        """The summary `as_dict` gave (what a flow run returns)."""
+        totals = {f.name for f in fields(EmbedTotals)}
+        return cls(
+            **{k: v for k, v in values.items() if k not in totals and k != "changed"},
+            totals=EmbedTotals(**{k: v for k, v in values.items() if k in totals}),
+        )
 
 
 def summarize(

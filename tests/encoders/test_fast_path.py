@@ -205,3 +205,29 @@ def test_registry_caches_per_settings() -> None:
     text = load_text_encoder(device="cpu", settings=FAST)
     assert text is load_text_encoder(device="cpu", settings=FAST)
     assert text is not load_text_encoder(device="cpu")
+
+
+def test_the_demo_answers_the_same_on_the_fast_path() -> None:
+    """The zero-shot answers of a demo model (its anchors and test images embedded on each
+    path) barely change: accuracy within noise, nearly every answer the same."""
+    from asif.demo import demo_anchors, demo_data
+    from asif.evaluation.templates import DEFAULT_TEMPLATES
+    from asif.model import AsifModel
+
+    pool, test = demo_data()
+    anchors, texts = demo_anchors(pool, per_class=30)
+    test = test.stratified(10, seed=1)
+    answers = []
+    for settings in (EXACT, FAST):
+        image_encoder = load_image_encoder("efficientnet-lite2", settings=settings)
+        text_encoder = load_text_encoder(settings=settings)
+        model = AsifModel.from_pairs(
+            list(anchors.images), texts, image_encoder, text_encoder, progress=False
+        )
+        labels = model.classify(list(test.images), test.class_names, DEFAULT_TEMPLATES).labels
+        answers.append(np.asarray(labels))
+    exact, fast = answers
+    truth = np.asarray(test.class_names)[test.labels]
+    assert np.mean(exact == truth) > 0.3  # a working model (chance: 0.1)
+    assert abs(np.mean(fast == truth) - np.mean(exact == truth)) <= 0.03
+    assert np.mean(fast == exact) >= 0.95

@@ -107,11 +107,17 @@ def test_demo_deployment_runs_on_a_process_worker(prefect_server: PrefectServer,
     assert "missing.csv does not exist or is not a file" in said, failed.stdout[-6000:]
     assert final["state"]["type"] == "COMPLETED", worker.log_path.read_text()[-6000:]
     assert final["parameters"]["embed"] == params["embed"]
-    assert final["parameters"]["table_name"] == "anchors"  # from the deployment
+    assert final["parameters"]["table_name"] == "demo"  # from the deployment
+    (progress,) = server.api(
+        "POST", "/artifacts/filter",
+        {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}, "type": {"any_": ["progress"]}}},
+    )  # fmt: skip
+    assert progress["key"] == "build-anchors-progress" and progress["data"] == 100.0, progress
+    assert "committed" in progress["description"], progress
     pool = server.api("GET", f"/work_pools/{POOL}")
     assert pool["base_job_template"]["variables"]["properties"]["env"]["default"]
 
-    table = AnchorTable.open(params["table_uri"])
+    table = AnchorTable.open(params["table_uri"], "demo")
     assert len(table) == 10
     assert pc.count_distinct(table.read(["id"])["id"]).as_py() == 10
     assert table.tags() == {"deployed": table.version}

@@ -85,7 +85,7 @@ def test_rerun_downloads_nothing_and_a_longer_list_only_its_new_pairs(first_run,
     assert collect_stats(tmp / "shards").shard_files == grown.shard_files
 
 
-def test_csv_list_to_webdataset_skips_rows_without_caption(server, tmp_path):
+def test_csv_list_to_webdataset_skips_rows_without_caption(server, tmp_path, capfd):
     url_list = tmp_path / "urls.csv"
     rows = [p for p in PAIRS if p.ok][:4] + [p for p in PAIRS if p.kind == "missing"][:1]
     write_url_list(server, rows, url_list)
@@ -95,6 +95,8 @@ def test_csv_list_to_webdataset_skips_rows_without_caption(server, tmp_path):
     assert (stats.total, stats.succeeded, stats.failed) == (6, 4, 2)
     assert stats.failures_by_reason == {"missing url or caption": 1, "HTTP Error 404: Not Found": 1}
     assert [p.name for p in stats.shard_files] == ["00000.tar"]
+    out, err = capfd.readouterr()
+    assert out == "" and "images per sec" in err  # img2dataset's report keeps stdout clean
     with pytest.raises(ValueError, match="webdataset"):
         download_pairs(url_list, tmp_path / "wds", DownloadOptions(output_format="parquet"))
 

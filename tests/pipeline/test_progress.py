@@ -5,7 +5,14 @@ import threading
 import pyarrow as pa
 import pytest
 
-from asif.pipeline.progress import ProgressSnapshot, ProgressTracker, ShardPoller, TerminalProgress
+from asif.pipeline.progress import (
+    ProgressSnapshot,
+    ProgressTracker,
+    ShardPoller,
+    TerminalProgress,
+    caller_sinks,
+    shown_to,
+)
 
 
 class Recorder:
@@ -56,6 +63,16 @@ def test_tracker_reports_every_interval_while_entered():
     downloads = [s for s in sink.shown if s.phase == "download"]
     assert len(downloads) >= 4 and downloads[-1].done == len(polls) > 3
     assert tracker.snapshot().embedded == 4 and tracker.snapshot().done == 4
+
+
+def test_shown_to_adds_sinks_inside_the_block_only():
+    outer, inner = Recorder(), Recorder()
+    assert caller_sinks() == ()
+    with shown_to(outer):
+        with shown_to(inner):
+            assert caller_sinks() == (outer, inner)
+        assert caller_sinks() == (outer,)
+    assert caller_sinks() == ()
 
 
 def test_shard_poller_counts_this_run_s_shards_and_the_inputs_left(tmp_path):

@@ -46,6 +46,12 @@ def test_as_dict_is_flat():
     assert summary(version=1).as_dict()["changed"] is False
 
 
+def test_from_dict_reads_what_as_dict_wrote():
+    """What `asif build-anchors` does with the flow's return value."""
+    built = summary(download_seconds=1.5, embed_seconds=2.5)
+    assert BuildSummary.from_dict(built.as_dict()) == built
+
+
 def test_markdown_text_and_event_payload():
     text = summary_markdown(summary())
     assert text.startswith("# build-anchors: `/data/db/anchors.lance`\n")

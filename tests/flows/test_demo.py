@@ -1,7 +1,7 @@
 """The README's main job: the demo's pairs through download, embedding, validation, commit
 and evaluation, from a 127.0.0.1 server."""
 
-from asif.pipeline_demo import run_pipeline_demo
+from flows.demo import run_pipeline_demo
 
 
 def test_the_pipeline_demo_builds_evaluates_and_resumes(tmp_path, monkeypatch):

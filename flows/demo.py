@@ -2,20 +2,17 @@
 
 `asif demo --pipeline`: the demo's pairs (`asif.demo`: real Fashion-MNIST images with
 captions) are served from a 127.0.0.1 HTTP server and listed as a headerless
-url TAB caption file, as CC12M ships; build-anchors downloads them with img2dataset, embeds
-them with Ray, validates them with Great Expectations and commits them to a LanceDB table;
-then the evaluate flow's evaluation runs on the new version. Nothing leaves the machine.
+url TAB caption file, as CC12M ships; the build-anchors flow downloads them with img2dataset,
+embeds them with Ray, validates them with Great Expectations and commits them to a LanceDB
+table; then the evaluate flow evaluates the new version. Both flows run in this process, on
+PREFECT_API_URL's server or a temporary local one. Nothing leaves the machine.
 """
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from asif.datasets import fashion_mnist_installed
 from asif.demo import (
@@ -28,22 +25,18 @@ from asif.demo import (
     demo_data,
     write_pairs_folder,
 )
-from asif.evaluation.benchmarks import load_benchmark
-from asif.evaluation.evaluate import evaluate_version
-from asif.evaluation.evaluations_table import Row
-from asif.evaluation.run import open_setup
+from asif.evaluation.templates import DEFAULT_TEMPLATES
 from asif.model import Explanation
-from asif.pipeline.build import (
-    DEFAULT_TABLE_URI,
-    build_anchor_table,
-    default_quarantine_dir,
-    default_work_dir,
-)
+from asif.pipeline.build import DEFAULT_TABLE_URI
 from asif.pipeline.embed import EmbedOptions
-from asif.pipeline.progress import ProgressTracker, TerminalProgress
+from asif.pipeline.loopback import serve_folder
+from asif.pipeline.progress import TerminalProgress
 from asif.pipeline.summary import BuildSummary, summary_text
 from asif.pipeline.url_list import UrlListOptions
 from asif.store.location import TableLocation
+from flows.build_anchors import run_here
+from flows.console import prefect_console_quiet
+from flows.evaluate import evaluate
 
 DEMO_PORT = 8631
 """The pairs' server port: the urls (and so the anchor ids) are the same on every run, so a
@@ -56,7 +49,8 @@ class PipelineDemoResult:
 
     url_list: Path
     summary: BuildSummary
-    evaluation: Row
+    evaluation: dict[str, Any]
+    """The evaluate flow's row (`flows.evaluate.SUMMARY_FIELDS`)."""
     explanation: Explanation
     table_uri: str
 
@@ -80,28 +74,6 @@ class PipelineDemoResult:
         )
 
 
-@contextmanager
-def serve_folder(folder: Path) -> Iterator[str]:
-    """The files of `folder` over HTTP on 127.0.0.1 while the block runs; its base url."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", DEMO_PORT), handler)
-    except OSError:  # taken
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib's name)
-        pass
-
-
 def write_url_list(pairs_dir: Path, base_url: str, path: Path) -> Path:
     """`path` listing the pairs folder's images (by url under `base_url`) and captions."""
     lines = [
@@ -120,37 +92,41 @@ def run_pipeline_demo(
     anchors_per_class: int = ANCHORS_PER_CLASS,
     test_per_class: int = TEST_PER_CLASS,
 ) -> PipelineDemoResult:
-    """Build the demo's anchor table through the pipeline, evaluate and explain it."""
+    """Build the demo's anchor table with the build-anchors flow, evaluate the new version with
+    the evaluate flow, explain one answer."""
     pool, test = demo_data()
     anchors, captions = demo_anchors(pool, anchors_per_class)
     folder = write_pairs_folder(anchors, captions, pairs_dir)
     location = TableLocation.from_env(table_uri)
     url_list = folder.parent / "demo-urls.tsv"
-    with serve_folder(folder) as base_url:
+    with serve_folder(folder, DEMO_PORT) as base_url:
         write_url_list(folder, base_url, url_list)
-        with ProgressTracker([TerminalProgress()]) as tracker:
-            summary = build_anchor_table(
-                url_list,
-                location,
-                work_dir=default_work_dir(location.name),
-                quarantine_dir=default_quarantine_dir(location.name),
-                source=UrlListOptions(header=False, url_col=0, caption_col=1),
-                embed=EmbedOptions(image_encoder=image_encoder, text_encoder=text_encoder),
-                tracker=tracker,
-            )
-    setup = open_setup(table_uri, location.name, summary.version)
+        summary = run_here(
+            (TerminalProgress(),),
+            url_list=str(url_list),
+            table_uri=table_uri,
+            table_name=location.name,
+            source=UrlListOptions(header=False, url_col=0, caption_col=1),
+            embed=EmbedOptions(image_encoder=image_encoder, text_encoder=text_encoder),
+        )
     name = "fashion-mnist" if fashion_mnist_installed() else "digits"  # as `demo_data`
-    benchmark = load_benchmark(name, "test", limit=test_per_class * len(test.class_names))
-    (row,) = evaluate_version(
-        setup.table, [benchmark], cache=setup.cache, evaluations=setup.evaluations
-    )
+    with prefect_console_quiet():
+        evaluated = evaluate(
+            table_uri=table_uri,
+            table_name=location.name,
+            version=summary.version,
+            benchmarks=[name],
+            limit=test_per_class * len(test.class_names),
+        )
     from asif.encoders import load_image_encoder, load_text_encoder
     from asif.model.from_table import model_from_table
 
+    table = location.open(summary.version)
     model = model_from_table(
-        setup.table,
-        image_encoder=load_image_encoder(setup.table.image_encoder),
-        text_encoder=load_text_encoder(setup.table.text_encoder),
+        table,
+        image_encoder=load_image_encoder(table.image_encoder),
+        text_encoder=load_text_encoder(table.text_encoder),
     )
-    explanation = model.explain(test.images[0], test.class_names, benchmark.templates)
-    return PipelineDemoResult(url_list, summary, row, explanation, table_uri)
+    # the benchmark's templates
+    explanation = model.explain(test.images[0], test.class_names, DEFAULT_TEMPLATES)
+    return PipelineDemoResult(url_list, summary, evaluated["rows"][0], explanation, table_uri)

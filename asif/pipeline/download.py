@@ -170,6 +170,8 @@ class DownloadOptions:
     """How img2dataset downloads, resizes and shards the images.
 
     `resize_mode` is img2dataset's ("keep_ratio": the smaller side becomes `image_size`);
+    with `resize_only_if_bigger` smaller images are kept at their size: upscaling stores
+    bigger files and resamples twice (the encoder resizes again), which costs accuracy.
     `timeout` (seconds) and `retries` apply to each url. Raises `ValueError` for a value out
     of range.
     """
@@ -179,6 +181,7 @@ class DownloadOptions:
     output_format: OutputFormat = "parquet"
     image_size: int = 256
     resize_mode: ResizeMode = "keep_ratio"
+    resize_only_if_bigger: bool = True
     processes: int = 1
     threads: int = 16
     samples_per_shard: int = 1000
@@ -423,6 +426,7 @@ def _fetch(out: Path, options: DownloadOptions, plan: Plan) -> DownloadStats:
             output_format=options.output_format,
             image_size=options.image_size,
             resize_mode=options.resize_mode,
+            resize_only_if_bigger=options.resize_only_if_bigger,
             processes_count=options.processes,
             thread_count=options.threads,
             number_sample_per_shard=options.samples_per_shard,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from asif.pipeline.download import DownloadOptions, collect_stats, download_pairs
 from asif.pipeline.subset import read_subset
@@ -61,8 +63,19 @@ def test_shards_hold_the_good_images(first_run, server):
     expected = {(server.url(p), p.caption) for p in PAIRS if p.ok}
     assert set(zip(good["url"].to_pylist(), good["caption"].to_pylist(), strict=True)) == expected
     assert all(good["jpg"].to_pylist())
-    sides = zip(good["width"].to_pylist(), good["height"].to_pylist(), strict=True)
-    assert {min(w, h) for w, h in sides} == {256}
+    # smaller than image_size (256): stored at their size, not upscaled
+    sizes = {server.url(p): p.size for p in PAIRS if p.ok}
+    for url, jpg in zip(good["url"].to_pylist(), good["jpg"].to_pylist(), strict=True):
+        assert Image.open(io.BytesIO(jpg)).size == sizes[url]
+
+
+def test_images_bigger_than_image_size_are_resized(tmp_path, server):
+    url_list = write_url_list(server, PAIRS, tmp_path / "urls.parquet")
+    stats = download_pairs(url_list, tmp_path / "shards", DownloadOptions(image_size=32))
+    table = pa.concat_tables(pq.read_table(p) for p in stats.shard_files)
+    good = table.filter(pc.equal(table["status"], "success"))
+    sides = {min(Image.open(io.BytesIO(jpg)).size) for jpg in good["jpg"].to_pylist()}
+    assert sides == {32}
 
 
 def test_rerun_downloads_nothing_and_a_longer_list_only_its_new_pairs(first_run, server):

@@ -15,8 +15,15 @@ Each worker runs once untimed, then `--repeat` timed runs; the table shows the b
 `timeit` advises: on a shared VM, slower runs measure interference, not the method) and, for
 ASIF, the spread (slowest / fastest run).
 
+`--scan` times the exact top-k search alone (k = 800) against the peers a user would pick
+instead: faiss `IndexFlatIP` and a torch loop of chunked `mm` + `topk`, with ASIF's anchors
+held in float32, float16 and int8. "same" is the share of queries whose top-k set equals
+that of ASIF's float32 search over the same numbers: the float32 anchors for the peers, the
+dequantised rows for float16 and int8 (whose rounding moves anchors across the k-th place).
+
     python benchmarks/relative.py                  # N = 10k, 100k, 1M; d = 384, 768
     python benchmarks/relative.py --sizes 10000 --dims 384 --queries 64
+    python benchmarks/relative.py --scan --sizes 100000 1000000
 """
 
 from __future__ import annotations
@@ -28,12 +35,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 K, P, CLASSES, TEMPLATES = 800, 8.0, 10, 8  # the paper's k and p, at its scale (1M anchors)
 METHODS = ("dense", "asif", "products")
+SCAN_METHODS = ("float32", "float16", "int8", "faiss", "torch")
+"""ASIF's exact scan at its three anchor precisions, then the peers."""
 
 
 def rss_mb() -> float:
@@ -74,11 +84,59 @@ def dense_relative(x: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     return rel
 
 
+def scan_search(method: str, anchors: np.ndarray, queries: np.ndarray) -> Callable[[], np.ndarray]:
+    """A function giving each query's top-K anchor rows by `method` (SCAN_METHODS); it holds
+    the anchors its own way (the caller drops its copy)."""
+    n = len(anchors)
+    if method == "faiss":
+        import faiss
+
+        index = faiss.IndexFlatIP(anchors.shape[1])
+        index.add(anchors)
+        return lambda: index.search(queries, min(K, n))[1]
+    if method == "torch":
+        import torch
+
+        from asif.scan.exact import DEFAULT_CHUNK
+
+        held, q = torch.from_numpy(anchors.copy()), torch.from_numpy(queries)
+
+        def chunked() -> np.ndarray:
+            best_v = torch.empty((len(q), 0))
+            best_i = torch.empty((len(q), 0), dtype=torch.int64)
+            for start in range(0, n, DEFAULT_CHUNK):
+                sims = q @ held[start : start + DEFAULT_CHUNK].T
+                v, i = torch.topk(sims, min(K, sims.shape[1]), dim=1)
+                v, i = torch.cat([best_v, v], 1), torch.cat([best_i, i + start], 1)
+                best_v, top = torch.topk(v, min(K, v.shape[1]), dim=1)
+                best_i = i.gather(1, top)
+            return best_i.numpy()
+
+        return chunked
+    from asif.scan.exact import exact_topk
+    from asif.scan.matrix import AnchorMatrix
+
+    matrix = AnchorMatrix.from_float(anchors, method)
+    return lambda: exact_topk(queries, matrix, K)[1]
+
+
 def run_worker(method: str, n: int, d: int, n_queries: int, repeat: int, out: Path) -> dict:
-    """Build anchors and the classifier, then time classifying `n_queries` images."""
+    """Build anchors and the classifier, then time classifying `n_queries` images (a
+    SCAN_METHODS method: time the top-K search of them)."""
     import asif.model  # every method's process holds the same libraries before "held" starts
 
     libraries = rss_mb()
+    if method in SCAN_METHODS:
+        queries = unit_rows(n_queries, d, 3)
+        timed = _timed(scan_search(method, unit_rows(n, d, 1), queries), repeat, out, libraries)
+        if method in ("float16", "int8"):  # the float32 search over the rows they hold
+            from asif.scan.exact import exact_topk
+            from asif.scan.matrix import AnchorMatrix
+
+            held = AnchorMatrix.from_float(unit_rows(n, d, 1), method).to_float32()
+            found = exact_topk(queries, AnchorMatrix.from_float(held), K)[1]
+            np.save(out.with_suffix(".dequantised.npy"), found)
+        return timed
     image_anchors, text_anchors = unit_rows(n, d, 1), unit_rows(n, d, 2)
     images, prompts = unit_rows(n_queries, d, 3), unit_rows(CLASSES * TEMPLATES, d, 4)
     if method == "products":
@@ -111,15 +169,20 @@ def run_worker(method: str, n: int, d: int, n_queries: int, repeat: int, out: Pa
         def classify() -> np.ndarray:
             return model.classify_embeddings(images, clf).scores
 
-    classify()  # warm-up: thread pools start, row norms are measured, fresh memory is backed
+    return _timed(classify, repeat, out, libraries)
+
+
+def _timed(run: Callable[[], np.ndarray], repeat: int, out: Path, libraries: float) -> dict:
+    """Run once untimed, then `repeat` timed runs; save the last result to `out`."""
+    run()  # warm-up: thread pools start, row norms are measured, fresh memory is backed
     base = rss_mb()
     reset_peak_rss()
     seconds = []
     for _ in range(repeat):
         start = time.perf_counter()
-        scores = classify()
+        result = run()
         seconds.append(time.perf_counter() - start)
-    np.save(out, scores)
+    np.save(out, result)
     work = max(peak_rss_mb() - base, 0.0)
     return {"seconds": seconds, "work_mb": work, "held_mb": base - libraries}
 
@@ -152,17 +215,62 @@ def compare(n: int, d: int, n_queries: int, repeat: int, tmp: Path) -> str:
     )
 
 
+def compare_scans(n: int, d: int, n_queries: int, repeat: int, tmp: Path) -> list[str]:
+    """One table row per SCAN_METHODS method on the same anchors and queries."""
+    runs = {m: measure(m, n, d, n_queries, repeat, tmp / f"{m}.npy") for m in SCAN_METHODS}
+    qps = {m: n_queries / min(r["seconds"]) for m, r in runs.items()}
+    lines = []
+    for m, r in runs.items():
+        found = tmp / f"{m}.npy"
+        exact = found.with_suffix(".dequantised.npy")
+        same = _same_sets(found, exact if exact.exists() else tmp / "float32.npy")
+        name = m if m in ("faiss", "torch") else f"asif {m}"
+        lines.append(
+            f"{n:>9} {d:>4} {name:<13} {qps[m]:>9.1f} {qps['float32'] / qps[m]:>10.2f}x "
+            f"{r['held_mb']:>9.0f} {r['work_mb']:>9.0f} {same:>6.1%}"
+        )
+    return lines
+
+
+def _same_sets(found: Path, reference: Path) -> float:
+    """The share of queries whose top-k rows are the same set in both files."""
+    a, b = (np.sort(np.load(p), axis=1) for p in (found, reference))
+    return float(np.mean(np.all(a == b, axis=1)))
+
+
+def scan_table(args: argparse.Namespace) -> None:
+    header = (
+        f"{'N':>9} {'d':>4} {'method':<13} {'queries/s':>9} {'asif f32 is':>11} "
+        f"{'held MiB':>9} {'work MiB':>9} {'same':>6}"
+    )
+    print(
+        f"exact top-{K} search, queries={args.queries} (best of {args.repeat} runs after a "
+        "warm-up; 'asif f32 is': ASIF float32's queries/s over the row's; same: queries whose "
+        "top-k set equals a float32 search of the same numbers)"
+    )
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in args.dims:
+            for n in args.sizes:
+                print("\n".join(compare_scans(n, d, args.queries, args.repeat, Path(tmp))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--dims", type=int, nargs="+", default=[384, 768])
     parser.add_argument("--queries", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per method (best shown)")
+    parser.add_argument("--scan", action="store_true", help="time the top-k search alone")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         method, n, d, q, repeat, out = args.worker
         print(json.dumps(run_worker(method, int(n), int(d), int(q), int(repeat), Path(out))))
+        return
+    if args.scan:
+        scan_table(args)
         return
 
     header = (

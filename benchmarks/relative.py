@@ -20,10 +20,17 @@ instead: faiss `IndexFlatIP` and a torch loop of chunked `mm` + `topk`, with ASI
 held in float32, float16 and int8. "same" is the share of queries whose top-k set equals
 that of ASIF's float32 search over the same numbers: the float32 anchors for the peers, the
 dequantised rows for float16 and int8 (whose rounding moves anchors across the k-th place).
+With `--mmap`, float16 and int8 anchors are written to a .npy file block by block and scanned
+memory-mapped, as `asif` reads a saved model: `--huge` does so for 10M anchors, where float32
+anchors (and so the peers) would not fit in this machine's memory. `--device cuda` adds ASIF's
+scan on that torch device for each ASIF precision of the run ("same" is then its agreement
+with the CPU's float32 search of the same numbers).
 
     python benchmarks/relative.py                  # N = 10k, 100k, 1M; d = 384, 768
     python benchmarks/relative.py --sizes 10000 --dims 384 --queries 64
     python benchmarks/relative.py --scan --sizes 100000 1000000
+    python benchmarks/relative.py --scan --huge    # 10M float16 and int8 anchors, memory-mapped
+    python benchmarks/relative.py --scan --sizes 1000000 --device cuda   # and on a GPU
 """
 
 from __future__ import annotations
@@ -31,18 +38,24 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from asif.scan.matrix import AnchorMatrix
+
 K, P, CLASSES, TEMPLATES = 800, 8.0, 10, 8  # the paper's k and p, at its scale (1M anchors)
 METHODS = ("dense", "asif", "products")
-SCAN_METHODS = ("float32", "float16", "int8", "faiss", "torch")
+ASIF = ("float32", "float16", "int8")
+SCAN_METHODS = (*ASIF, "faiss", "torch")
 """ASIF's exact scan at its three anchor precisions, then the peers."""
 
 
@@ -62,14 +75,43 @@ def peak_rss_mb() -> float:
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
-def unit_rows(n: int, d: int, seed: int, block: int = 100_000) -> np.ndarray:
-    """n random unit rows, made block by block so making them costs no extra peak memory."""
+def unit_blocks(n: int, d: int, seed: int, block: int = 100_000) -> Iterator[np.ndarray]:
+    """n random unit rows, block by block."""
     rng = np.random.default_rng(seed)
-    out = np.empty((n, d), dtype=np.float32)
     for s in range(0, n, block):
         x = rng.standard_normal((min(block, n - s), d), dtype=np.float32)
-        out[s : s + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        yield x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
+    """n random unit rows, made block by block so making them costs no extra peak memory."""
+    out = np.empty((n, d), dtype=np.float32)
+    at = 0
+    for x in unit_blocks(n, d, seed):
+        out[at : at + len(x)], at = x, at + len(x)
     return out
+
+
+def mapped_anchors(n: int, d: int, precision: str, folder: Path) -> AnchorMatrix:
+    """`unit_rows(n, d, 1)` at `precision`, written to .npy files block by block and read
+    back memory-mapped (as `asif.model.folder.read_folder` does): never all in memory."""
+    from asif.scan.matrix import AnchorMatrix
+
+    folder.mkdir()
+    rows = np.lib.format.open_memmap(folder / "rows.npy", "w+", np.dtype(precision), (n, d))
+    scale = np.lib.format.open_memmap(folder / "scale.npy", "w+", np.float32, (n,))
+    at = 0
+    for x in unit_blocks(n, d, 1):
+        part = AnchorMatrix.from_float(x, precision)  # type: ignore[arg-type]
+        rows[at : at + len(x)] = part.data
+        if part.scale is not None:
+            scale[at : at + len(x)] = part.scale
+        at += len(x)
+    rows.flush()
+    scale.flush()
+    del rows, scale
+    mapped = np.load(folder / "rows.npy", mmap_mode="r")
+    return AnchorMatrix(mapped, np.load(folder / "scale.npy") if precision == "int8" else None)
 
 
 def dense_relative(x: np.ndarray, anchors: np.ndarray) -> np.ndarray:
@@ -84,10 +126,19 @@ def dense_relative(x: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     return rel
 
 
-def scan_search(method: str, anchors: np.ndarray, queries: np.ndarray) -> Callable[[], np.ndarray]:
+def scan_search(
+    method: str, anchors: np.ndarray | AnchorMatrix, queries: np.ndarray, device: str = "cpu"
+) -> Callable[[], np.ndarray]:
     """A function giving each query's top-K anchor rows by `method` (SCAN_METHODS); it holds
-    the anchors its own way (the caller drops its copy)."""
+    the anchors its own way (the caller drops its copy). ASIF's methods also take an
+    `AnchorMatrix` of their precision, and scan on `device`."""
+    from asif.scan.exact import exact_topk
+    from asif.scan.matrix import AnchorMatrix
+
     n = len(anchors)
+    if isinstance(anchors, AnchorMatrix):
+        matrix = anchors
+        return lambda: exact_topk(queries, matrix, K, device=device)[1]
     if method == "faiss":
         import faiss
 
@@ -113,29 +164,35 @@ def scan_search(method: str, anchors: np.ndarray, queries: np.ndarray) -> Callab
             return best_i.numpy()
 
         return chunked
-    from asif.scan.exact import exact_topk
-    from asif.scan.matrix import AnchorMatrix
-
-    matrix = AnchorMatrix.from_float(anchors, method)
-    return lambda: exact_topk(queries, matrix, K)[1]
+    return scan_search(method, AnchorMatrix.from_float(anchors, method), queries, device)  # type: ignore[arg-type]
 
 
 def run_worker(method: str, n: int, d: int, n_queries: int, repeat: int, out: Path) -> dict:
     """Build anchors and the classifier, then time classifying `n_queries` images (a
-    SCAN_METHODS method: time the top-K search of them)."""
+    SCAN_METHODS method: time the top-K search of them; "float16-mmap" and "int8-mmap":
+    memory-mapped; "...@DEVICE": ASIF's scan on a torch device)."""
     import asif.model  # every method's process holds the same libraries before "held" starts
+    from asif.scan.exact import exact_topk
+    from asif.scan.matrix import AnchorMatrix
 
     libraries = rss_mb()
-    if method in SCAN_METHODS:
+    spec, _, device = method.partition("@")
+    precision, _, mapped = spec.partition("-")
+    if precision in SCAN_METHODS:
         queries = unit_rows(n_queries, d, 3)
-        timed = _timed(scan_search(method, unit_rows(n, d, 1), queries), repeat, out, libraries)
-        if method in ("float16", "int8"):  # the float32 search over the rows they hold
-            from asif.scan.exact import exact_topk
-            from asif.scan.matrix import AnchorMatrix
-
-            held = AnchorMatrix.from_float(unit_rows(n, d, 1), method).to_float32()
-            found = exact_topk(queries, AnchorMatrix.from_float(held), K)[1]
+        files = out.with_suffix("")
+        anchors = mapped_anchors(n, d, precision, files) if mapped else unit_rows(n, d, 1)
+        search = scan_search(precision, anchors, queries, device or "cpu")
+        matrix = anchors if isinstance(anchors, AnchorMatrix) else None
+        del anchors  # the search holds them its own way
+        timed = _timed(search, repeat, out, libraries)
+        if precision in ("float16", "int8"):  # the float32 search over the rows they hold
+            if matrix is None:
+                matrix = AnchorMatrix.from_float(unit_rows(n, d, 1), precision)  # type: ignore[arg-type]
+            found = exact_topk(queries, matrix, K, bfloat16=False, device="cpu")[1]
             np.save(out.with_suffix(".dequantised.npy"), found)
+        if mapped:
+            shutil.rmtree(files)
         return timed
     image_anchors, text_anchors = unit_rows(n, d, 1), unit_rows(n, d, 2)
     images, prompts = unit_rows(n_queries, d, 3), unit_rows(CLASSES * TEMPLATES, d, 4)
@@ -215,9 +272,11 @@ def compare(n: int, d: int, n_queries: int, repeat: int, tmp: Path) -> str:
     )
 
 
-def compare_scans(n: int, d: int, n_queries: int, repeat: int, tmp: Path) -> list[str]:
-    """One table row per SCAN_METHODS method on the same anchors and queries."""
-    runs = {m: measure(m, n, d, n_queries, repeat, tmp / f"{m}.npy") for m in SCAN_METHODS}
+def compare_scans(
+    n: int, d: int, n_queries: int, repeat: int, tmp: Path, methods: Sequence[str]
+) -> list[str]:
+    """One table row per method on the same anchors and queries."""
+    runs = {m: measure(m, n, d, n_queries, repeat, tmp / f"{m}.npy") for m in methods}
     qps = {m: n_queries / min(r["seconds"]) for m, r in runs.items()}
     lines = []
     for m, r in runs.items():
@@ -225,8 +284,9 @@ def compare_scans(n: int, d: int, n_queries: int, repeat: int, tmp: Path) -> lis
         exact = found.with_suffix(".dequantised.npy")
         same = _same_sets(found, exact if exact.exists() else tmp / "float32.npy")
         name = m if m in ("faiss", "torch") else f"asif {m}"
+        ratio = f"{qps['float32'] / qps[m]:>10.2f}x" if "float32" in qps else f"{'-':>11}"
         lines.append(
-            f"{n:>9} {d:>4} {name:<13} {qps[m]:>9.1f} {qps['float32'] / qps[m]:>10.2f}x "
+            f"{n:>9} {d:>4} {name:<17} {qps[m]:>9.1f} {ratio} "
             f"{r['held_mb']:>9.0f} {r['work_mb']:>9.0f} {same:>6.1%}"
         )
     return lines
@@ -240,7 +300,7 @@ def _same_sets(found: Path, reference: Path) -> float:
 
 def scan_table(args: argparse.Namespace) -> None:
     header = (
-        f"{'N':>9} {'d':>4} {'method':<13} {'queries/s':>9} {'asif f32 is':>11} "
+        f"{'N':>9} {'d':>4} {'method':<17} {'queries/s':>9} {'asif f32 is':>11} "
         f"{'held MiB':>9} {'work MiB':>9} {'same':>6}"
     )
     print(
@@ -250,10 +310,17 @@ def scan_table(args: argparse.Namespace) -> None:
     )
     print(header)
     print("-" * len(header))
+    methods: tuple[str, ...] = SCAN_METHODS
+    if args.mmap or args.huge:  # the peers and float32 hold all anchors in memory
+        methods = ("float16-mmap", "int8-mmap")
+    if args.device:
+        methods += tuple(f"{m}@{args.device}" for m in methods if m.split("-")[0] in ASIF)
+    sizes = [10_000_000] if args.huge else args.sizes
     with tempfile.TemporaryDirectory() as tmp:
         for d in args.dims:
-            for n in args.sizes:
-                print("\n".join(compare_scans(n, d, args.queries, args.repeat, Path(tmp))))
+            for n in sizes:
+                lines = compare_scans(n, d, args.queries, args.repeat, Path(tmp), methods)
+                print("\n".join(lines), flush=True)
 
 
 def main() -> None:
@@ -263,6 +330,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per method (best shown)")
     parser.add_argument("--scan", action="store_true", help="time the top-k search alone")
+    parser.add_argument(
+        "--mmap", action="store_true", help="--scan: float16 and int8 anchors memory-mapped"
+    )
+    parser.add_argument("--huge", action="store_true", help="--scan --mmap at N = 10M")
+    parser.add_argument("--device", help="--scan: ASIF also on this torch device, e.g. cuda")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -1,11 +1,13 @@
 """Exact top-k cosine similarities: a bfloat16 product over all anchors, float32 for a few.
 
-Each query is multiplied with the anchors' bfloat16 high halves (`high_halves`, gathered from
-the float32 rows chunk by chunk), about twice as fast as float32 on CPUs with AVX512_BF16.
+Each query is multiplied with the anchors' bfloat16 rows (`bfloat16_rows`, made from the
+float32, float16 or int8 rows chunk by chunk), about twice as fast as float32 on CPUs with
+AVX512_BF16.
 A rigorous bound on the difference to the float32 similarity then rules out all but the
 anchors near the query's k-th best (about 2.3 times k on random 768-d data). The k of them
-with the largest products are recomputed in float32, then those of the rest that may still
-reach the exact k-th similarity (about 1.5 times k in all); the top k of them is exact.
+with the largest products are recomputed in float32 (from the dequantised rows), then those
+of the rest that may still reach the exact k-th similarity (about 1.5 times k in all); the
+top k of them is exact.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asif.scan.bfloat16_halves import SCALE, float32_tensor, high_halves
+from asif.scan.bfloat16_rows import bfloat16_rows, bfloat16_scale
 from asif.scan.matrix import AnchorMatrix
 from asif.scan.row_entries import BLOCK, block_maxima, entries_passing, padded_by_row
 
@@ -39,16 +41,18 @@ def native_bfloat16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _error_bound(q: torch.Tensor, qb: torch.Tensor, norm: float, residual: float) -> torch.Tensor:
-    """Per query, a bound on |float32 q.a - SCALE * bfloat16 product before output rounding|.
+def _error_bound(
+    q: torch.Tensor, qb: torch.Tensor, norm: float, residual: float, scale: float
+) -> torch.Tensor:
+    """Per query, a bound on |float32 q.a - scale * bfloat16 product before output rounding|.
 
-    q.a - SCALE qb.ab = (q - qb).a + qb.(a - SCALE ab): Cauchy-Schwarz with the largest anchor
+    q.a - scale qb.ab = (q - qb).a + qb.(a - scale ab): Cauchy-Schwarz with the largest anchor
     `norm` and `residual` (`RowNorms`); plus float32 summation error, d * 2^-24 relative, for
-    both products.
+    both products. `scale` is `bfloat16_scale` (at least 1).
     """
     qf = qb.float()
     qf_norm = qf.norm(dim=1)
-    summation = 2 * SCALE * q.shape[1] * 2.0**-24 * (q.norm(dim=1) + qf_norm) * (norm + residual)
+    summation = 2 * scale * q.shape[1] * 2.0**-24 * (q.norm(dim=1) + qf_norm) * (norm + residual)
     bound = (q - qf).norm(dim=1) * norm + qf_norm * residual + summation
     return bound * 1.01 + 1e-6  # margin for the float32 arithmetic of the bound itself
 
@@ -56,20 +60,20 @@ def _error_bound(q: torch.Tensor, qb: torch.Tensor, norm: float, residual: float
 def _floor(kth: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
     """The smallest bfloat16 product whose anchor may still beat the running k-th best.
 
-    An anchor with product y has a similarity within SCALE (y +- OUTPUT_ROUNDING |y|) +- bound;
+    An anchor with product y has a similarity within scale (y +- OUTPUT_ROUNDING |y|) +- bound;
     k anchors are known to reach at least kth's lower end, so an anchor whose upper end is
-    below it is out. Dividing by SCALE > 1, the test is y + OUTPUT_ROUNDING |y| >= kth -
-    OUTPUT_ROUNDING |kth| - 2 bound / SCALE; the undivided bound makes it a little wider.
+    below it is out. Dividing by scale >= 1, the test is y + OUTPUT_ROUNDING |y| >= kth -
+    OUTPUT_ROUNDING |kth| - 2 bound / scale; the undivided bound makes it no narrower.
     """
     return _product_floor(kth - OUTPUT_ROUNDING * kth.abs() - 2 * bound)
 
 
-def _exact_floor(kth: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+def _exact_floor(kth: torch.Tensor, bound: torch.Tensor, scale: float) -> torch.Tensor:
     """The smallest bfloat16 product whose anchor may still reach `kth`, a float32 similarity
-    that k anchors are known to reach: its upper end SCALE (y + OUTPUT_ROUNDING |y|) + bound
+    that k anchors are known to reach: its upper end scale (y + OUTPUT_ROUNDING |y|) + bound
     must reach kth (ties count: they may win by index).
     """
-    return _product_floor((kth - bound) / SCALE)
+    return _product_floor((kth - bound) / scale)
 
 
 def _product_floor(low: torch.Tensor) -> torch.Tensor:
@@ -135,12 +139,12 @@ def _candidates(
     indices = torch.empty((n, 0), dtype=torch.int64)
     floor = torch.full((n,), -torch.inf)
     width = min(chunk_size, len(anchors))
-    halves = torch.empty((width, anchors.dim), dtype=torch.int16)
+    buffer = torch.empty((width, anchors.dim), dtype=torch.int16)
     products = torch.empty(n * width, dtype=torch.bfloat16)  # reused: fresh memory is slow
     for start in range(0, len(anchors), chunk_size):
-        rows = float32_tensor(anchors.data[start : start + chunk_size])
+        rows = bfloat16_rows(anchors, start, min(start + chunk_size, len(anchors)), buffer)
         y = products[: n * len(rows)].view(n, len(rows))
-        torch.mm(qb, high_halves(rows, halves).T, out=y)
+        torch.mm(qb, rows.T, out=y)
         maxima = None
         if start == 0:
             floor, maxima = _first_floor(y, k, bound)
@@ -160,14 +164,13 @@ def _candidates(
 
 
 def _rescore(
-    queries: torch.Tensor, anchors: np.ndarray, indices: torch.Tensor, valid: torch.Tensor
+    queries: torch.Tensor, anchors: AnchorMatrix, indices: torch.Tensor, valid: torch.Tensor
 ) -> torch.Tensor:
     """float32 similarities of each query with its candidate anchors (-inf where not valid).
 
     Two threads share the queries: gathering the rows is bound by memory latency.
     """
     out = torch.full(indices.shape, -torch.inf)
-    table = float32_tensor(anchors)
 
     def part(rows: range) -> None:
         torch.set_num_threads(1)  # this pool thread's own OpenMP setting
@@ -175,7 +178,7 @@ def _rescore(
             at = valid[row]
             # a row-wise sum: equal rows get equal values (matrix-vector kernels round
             # rows differently by their position), so ties stay ties
-            picked = torch.index_select(table, 0, indices[row, at])
+            picked = anchors.rows(indices[row, at])
             out[row, at] = picked.mul_(queries[row]).sum(1)
 
     n = len(queries)
@@ -186,7 +189,7 @@ def _rescore(
 
 def _exact_near_kth(
     queries: torch.Tensor,
-    anchors: np.ndarray,
+    anchors: AnchorMatrix,
     values: torch.Tensor,
     indices: torch.Tensor,
     bound: torch.Tensor,
@@ -203,7 +206,7 @@ def _exact_near_kth(
     first.scatter_(1, torch.topk(values, k, dim=1, sorted=False).indices, True)
     exact = _rescore(queries, anchors, indices, first)
     kth = exact.masked_fill(~first, torch.inf).amin(1)
-    rest = ~first & (values >= _exact_floor(kth, bound)[:, None])
+    rest = ~first & (values >= _exact_floor(kth, bound, bfloat16_scale(anchors))[:, None])
     return torch.where(first, exact, _rescore(queries, anchors, indices, rest))
 
 
@@ -211,20 +214,20 @@ def bfloat16_topk(
     queries: np.ndarray, anchors: AnchorMatrix, k: int, chunk_size: int
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Exact top-k (values descending, ties to the lower index) of unit `queries` against
-    float32 `anchors`, as (values, indices) tensors; None if the bound rules too few out.
+    `anchors` (dequantised), as (values, indices) tensors; None if the bound rules too few out.
     """
     norms = anchors.row_norms()
     q = torch.from_numpy(queries)
     qb = q.bfloat16()
     norm = float(norms.norm[: len(anchors)].max())
     residual = float(norms.residual[: len(anchors)].max())
-    bound = _error_bound(q, qb, norm, residual)
+    bound = _error_bound(q, qb, norm, residual, bfloat16_scale(anchors))
     found = _candidates(qb, anchors, bound, k, chunk_size)
     if found is None:
         return None
     values, indices = found
     # every anchor at or above the k-th float32 similarity is a candidate (bound), all rows
     # hold at least k, in index order: a stable sort by value breaks ties by index
-    exact = _exact_near_kth(q, anchors.data, values, indices, bound, k)
+    exact = _exact_near_kth(q, anchors, values, indices, bound, k)
     by_value = torch.argsort(exact, dim=1, descending=True, stable=True)[:, :k]
     return exact.gather(1, by_value), indices.gather(1, by_value)

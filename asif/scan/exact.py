@@ -4,8 +4,9 @@ Similarities of a query batch with one chunk of anchors at a time (OpenBLAS prod
 running top-k per query is merged with what each chunk adds. Once k anchors are held, a
 chunk only contributes the entries above the running k-th best: a threshold test replaces
 most of the per-chunk top-k. Ties go to the lower anchor index. From BFLOAT16_MIN_ANCHORS
-float32 anchors, on CPUs that multiply bfloat16 natively, `asif.scan.bfloat16` gives the
-same result faster.
+anchors, on CPUs that multiply bfloat16 natively, `asif.scan.bfloat16` gives the same result
+faster (float16 and int8 anchors then cost no dequantisation pass). When torch sees a GPU,
+`asif.scan.device` scans there instead.
 """
 
 from __future__ import annotations
@@ -20,17 +21,20 @@ import torch
 from asif.errors import EmptyInputError, SettingsError, require_positive_int
 from asif.scan.base import Modality
 from asif.scan.bfloat16 import bfloat16_topk, native_bfloat16
+from asif.scan.device import check_device, default_device, device_topk
 from asif.scan.matrix import AnchorMatrix, Precision
-from asif.scan.row_entries import entries_passing, padded_by_row
+from asif.scan.row_entries import BLOCK, block_maxima, entries_passing, padded_by_row
 
 DEFAULT_CHUNK = 100_000  # anchors scanned at a time: bounds memory, not results
 QUERY_BATCH = 512
-BFLOAT16_MIN_ANCHORS = 200_000  # from here on, float32 anchors are scanned in bfloat16 first
+# from here on, anchors are scanned in bfloat16 first (measured with benchmarks/relative.py:
+# compressed rows are dequantised per chunk on the float32 path, so they gain earlier)
+BFLOAT16_MIN_ANCHORS: dict[Precision, int] = {"float32": 200_000, "float16": 50_000, "int8": 50_000}
 
 
 def _stable_topk(
     scores: torch.Tensor, offsets: torch.Tensor, k: int, index_ordered: bool = False
-) -> tuple[torch.Tensor, ...]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k of each row by (value descending, index ascending): deterministic under ties.
 
     With `index_ordered`, equal values already stand in index order: one stable sort suffices.
@@ -43,14 +47,23 @@ def _stable_topk(
 
 
 def _chunk_topk(sims: torch.Tensor, k: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k of a chunk's similarities; rows tied at the k-th value are resolved by index.
+    """Top-k of a chunk's similarities, in (value descending, index ascending) order.
 
-    One more than k is taken: where the (k+1)-th value differs from the k-th, the top-k set is
-    unique and the (k+1)-th is dropped; only rows tied across the boundary are redone exactly.
+    With at least k blocks of BLOCK columns, the k-th largest block maximum is reached by k
+    distinct entries: only entries at or above it can be among the k best, and they are few
+    (a top-k over 32 times fewer values, then one over about 1.5 k per row). Else one more
+    than k is taken: where the (k+1)-th value differs from the k-th, the top-k set is unique
+    and the (k+1)-th is dropped; only rows tied across the boundary are redone exactly.
     """
     n, width = sims.shape
     if k == width:
-        return sims.clone(), torch.arange(width).expand(n, width) + start
+        return _stable_topk(sims, torch.arange(width).expand(n, width) + start, k, True)
+    if width % BLOCK == 0 and width // BLOCK >= k:
+        maxima = block_maxima(sims)
+        kth = torch.topk(maxima, k, dim=1, sorted=False).values.amin(1)
+        rows, cols = entries_passing(sims, kth, strict=False, maxima=maxima)
+        v, i = padded_by_row(rows, cols, sims[rows, cols], start, n)  # in index order
+        return _stable_topk(v, i, k, index_ordered=True)
     values, idx = torch.topk(sims, k + 1, dim=1, sorted=False)
     last = values.argmin(dim=1, keepdim=True)
     tied = (values == values.gather(1, last)).sum(dim=1) > 1
@@ -62,7 +75,7 @@ def _chunk_topk(sims: torch.Tensor, k: int, start: int) -> tuple[torch.Tensor, t
         at_kth = torch.nonzero(sims[row] == kth).flatten()[: k - len(above)]
         idx[row] = torch.cat([above, at_kth])
         values[row] = sims[row, idx[row]]
-    return values, idx + start
+    return _stable_topk(values, idx + start, k)
 
 
 def _above_threshold(sims: torch.Tensor, kth: torch.Tensor, start: int) -> tuple[torch.Tensor, ...]:
@@ -101,12 +114,17 @@ def _topk_scan(
     n = len(queries)
     best_v = torch.empty((n, 0), dtype=torch.float32)
     best_i = torch.empty((n, 0), dtype=torch.int64)
-    buffer = np.empty(n * min(chunk_size, len(anchors)), dtype=np.float32)
+    width = min(chunk_size, len(anchors))
+    buffer = np.empty(n * width, dtype=np.float32)
+    dequantised = None if anchors.precision == "float32" else torch.empty((width, anchors.dim))
     for start in range(0, len(anchors), chunk_size):
         stop = min(start + chunk_size, len(anchors))
         products = buffer[: n * (stop - start)].reshape(n, stop - start)
+        rows = anchors.chunk(
+            start, stop, None if dequantised is None else dequantised[: stop - start]
+        )
         # numpy's OpenBLAS: its AVX-512 sgemm is ~1.6x torch's MKL one on AMD CPUs
-        np.matmul(queries, anchors.chunk(start, stop).numpy().T, out=products)
+        np.matmul(queries, rows.numpy().T, out=products)
         sims = torch.from_numpy(products)
         ordered = best_v.shape[1] == k
         if ordered:  # best is in (value, index) order, the new entries in index order
@@ -114,6 +132,9 @@ def _topk_scan(
             ordered = v.shape[1] <= 4 * k  # else a top-k of the chunk is cheaper to merge
         if not ordered:
             v, i = _chunk_topk(sims, min(k, stop - start), start)
+            if start == 0:  # the first chunk's top-k is the running top-k
+                best_v, best_i = v, i
+                continue
         best_v, best_i = _stable_topk(
             torch.cat([best_v, v], 1), torch.cat([best_i, i], 1), k, index_ordered=ordered
         )
@@ -126,12 +147,15 @@ def exact_topk(
     k: int,
     chunk_size: int = DEFAULT_CHUNK,
     bfloat16: bool | None = None,
+    device: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(similarities, rows) of each unit query's min(k, N) most similar anchors, best first.
 
     At most `QUERY_BATCH * chunk_size` similarities exist at once, whatever N is. `bfloat16`
-    scans float32 anchors with `bfloat16_topk` (same result; by default from
-    BFLOAT16_MIN_ANCHORS anchors on CPUs that multiply bfloat16 natively).
+    scans with `bfloat16_topk` (same result; by default from BFLOAT16_MIN_ANCHORS anchors of
+    the matrix's precision on CPUs that multiply bfloat16 natively). `device`, a torch device
+    name other than "cpu", scans there with `device_topk` (by default "cuda" when torch sees
+    a GPU, else "cpu").
     """
     if len(anchors) == 0:
         raise EmptyInputError("the anchor set is empty: add anchor pairs first")
@@ -139,17 +163,21 @@ def exact_topk(
         raise SettingsError(
             f"k and chunk_size must be positive, got k={k}, chunk_size={chunk_size}"
         )
+    device = device or default_device()
+    on_device = torch.device(device).type != "cpu"
     if bfloat16 is None:
-        bfloat16 = len(anchors) >= BFLOAT16_MIN_ANCHORS and native_bfloat16()
-    bfloat16 = bfloat16 and anchors.precision == "float32"
+        bfloat16 = len(anchors) >= BFLOAT16_MIN_ANCHORS[anchors.precision] and native_bfloat16()
     kk = min(k, len(anchors))
     rows = np.empty((len(queries), kk), dtype=np.int64)
     sims = np.empty((len(queries), kk), dtype=np.float32)
     for start in range(0, len(queries), QUERY_BATCH):
         q = np.ascontiguousarray(queries[start : start + QUERY_BATCH], dtype=np.float32)
-        found = bfloat16_topk(q, anchors, kk, chunk_size) if bfloat16 else None
-        with _one_torch_thread():
-            v, i = found if found is not None else _topk_scan(q, anchors, kk, chunk_size)
+        if on_device:
+            v, i = device_topk(q, anchors, kk, chunk_size, device)
+        else:
+            found = bfloat16_topk(q, anchors, kk, chunk_size) if bfloat16 else None
+            with _one_torch_thread():
+                v, i = found if found is not None else _topk_scan(q, anchors, kk, chunk_size)
         sims[start : start + len(q)] = v.numpy()
         rows[start : start + len(q)] = i.numpy()
     return sims, rows
@@ -157,7 +185,8 @@ def exact_topk(
 
 @dataclass(frozen=True)
 class ExactScan:
-    """The exact backend: both modalities' anchor matrices in memory, scanned in full.
+    """The exact backend: both modalities' anchor matrices in memory, scanned in full (on
+    `device`, a torch device name, if given; by default on a GPU when torch sees one).
 
     It is the backend that can be edited: rows appended, taken or recompressed (each a new
     scan; matrices share row buffers where `AnchorMatrix` allows).
@@ -167,6 +196,7 @@ class ExactScan:
     text: AnchorMatrix
     chunk_size: int = DEFAULT_CHUNK
     bfloat16: bool | None = None
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.image) != len(self.text):
@@ -176,6 +206,8 @@ class ExactScan:
                 f"image anchors are {self.image.precision}, text anchors {self.text.precision}"
             )
         object.__setattr__(self, "chunk_size", require_positive_int("chunk_size", self.chunk_size))
+        if self.device is not None:
+            check_device(self.device)
 
     @property
     def n_rows(self) -> int:
@@ -198,7 +230,8 @@ class ExactScan:
     def topk(
         self, queries: np.ndarray, modality: Modality, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        return exact_topk(queries, self.matrix(modality), k, self.chunk_size, self.bfloat16)
+        matrix = self.matrix(modality)
+        return exact_topk(queries, matrix, k, self.chunk_size, self.bfloat16, self.device)
 
     def append(self, image: np.ndarray, text: np.ndarray) -> ExactScan:
         """This scan with float rows added at its precision (amortised O(new rows))."""

@@ -10,13 +10,15 @@ import numpy as np
 import torch
 
 from asif.errors import DimensionMismatchError, SettingsError, require_finite
-from asif.scan.bfloat16_halves import RowNorms, float32_tensor
+from asif.scan.bfloat16_rows import RowNorms, shared_tensor
+from asif.scan.dequantise import to_float32
+from asif.scan.device import DeviceRows
 
 Precision = Literal["float32", "float16", "int8"]
 PRECISIONS: tuple[Precision, ...] = ("float32", "float16", "int8")
 GROWTH = 1.25  # spare rows allocated when a matrix grows or is compacted, as a factor
 MIN_SPARE = 1024
-_NEW_NORMS = threading.Lock()  # concurrent first scans measure the row norms once
+_FIRST_USE = threading.Lock()  # concurrent first scans measure norms (or copy rows) once
 
 
 def _as_rows(x: np.ndarray, name: str) -> np.ndarray:
@@ -33,12 +35,13 @@ class _Storage:
     matrix's end are invisible to it, so earlier matrices never see a later append.
     """
 
-    __slots__ = ("data", "norms", "scale", "used")
+    __slots__ = ("data", "devices", "norms", "scale", "used")
 
     def __init__(self, rows: int, capacity: int, dim: int, dtype: np.dtype, scaled: bool):
         self.data = np.empty((capacity, dim), dtype=dtype)
         self.scale = np.empty(capacity, dtype=np.float32) if scaled else None
         self.norms: RowNorms | None = None
+        self.devices: dict[torch.device, DeviceRows] = {}
         self.used = rows
 
     @classmethod
@@ -46,6 +49,7 @@ class _Storage:
         """A full buffer around existing rows: appending needs a new one."""
         storage = cls.__new__(cls)
         storage.data, storage.scale, storage.norms, storage.used = data, scale, None, len(data)
+        storage.devices = {}
         return storage
 
     @classmethod
@@ -112,31 +116,50 @@ class AnchorMatrix:
     def __len__(self) -> int:
         return self.data.shape[0]
 
-    def chunk(self, start: int, stop: int) -> torch.Tensor:
-        """Rows `start:stop` as a float32 tensor."""
+    def chunk(self, start: int, stop: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows `start:stop` as a float32 tensor: float32 rows shared, not copied; float16 and
+        int8 rows dequantised (into `out`, if given: a reused buffer is much faster than
+        fresh memory)."""
         if self.data.dtype == np.float32:
-            return float32_tensor(self.data[start:stop])
-        rows = torch.from_numpy(np.ascontiguousarray(self.data[start:stop])).float()
-        if self.scale is None:
-            return rows
-        return rows.mul_((torch.from_numpy(self.scale[start:stop]) / 127.0)[:, None])
+            return shared_tensor(self.data[start:stop])
+        out = torch.empty((stop - start, self.dim)) if out is None else out
+        scale = None if self.scale is None else shared_tensor(self.scale[start:stop])
+        return to_float32(shared_tensor(self.data[start:stop]), scale, out)
+
+    def rows(self, indices: torch.Tensor) -> torch.Tensor:
+        """The rows at `indices` as float32, equal to those of `chunk`."""
+        stored = torch.index_select(shared_tensor(self.data), 0, indices)
+        if self.data.dtype == np.float32:
+            return stored
+        scale = None if self.scale is None else shared_tensor(self.scale)[indices]
+        return to_float32(stored, scale, torch.empty(stored.shape))
 
     def row_norms(self) -> RowNorms:
-        """Each row's norm and the residual norm that bounds its bfloat16 high halves' error
-        (`RowNorms`; float32 matrices only).
+        """Each (dequantised) row's norm and the residual norm that bounds the error of its
+        bfloat16 rows (`RowNorms`).
 
         Measured on first use (about 1 s per million 768-d rows) and kept with the row
         buffer, so matrices grown from this one by `append` only measure their new rows.
         """
-        if self.precision != "float32":
-            raise TypeError(f"only float32 anchors have bfloat16 high halves, not {self.precision}")
         storage = self._storage
-        with _NEW_NORMS:
+        with _FIRST_USE:
             if storage.norms is None:
                 storage.norms = RowNorms(len(storage.data))
         if storage.norms.ready < len(self):
-            storage.norms.fill(storage.data, len(self))
+            storage.norms.fill(self)
         return storage.norms
+
+    def on_device(self, device: torch.device) -> DeviceRows:
+        """This matrix's rows on a torch `device`: one copy per row buffer and device, made on
+        first use and grown by later appends (rows already there are not copied again)."""
+        storage = self._storage
+        with _FIRST_USE:
+            if device not in storage.devices:
+                storage.devices[device] = DeviceRows(self, len(storage.data), device)
+        rows = storage.devices[device]
+        if rows.ready < len(self):
+            rows.fill(self)
+        return rows
 
     def to_float32(self) -> np.ndarray:
         """All rows dequantised."""

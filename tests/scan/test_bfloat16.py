@@ -14,7 +14,7 @@ from asif.scan.bfloat16 import (
     _floor,
     bfloat16_topk,
 )
-from asif.scan.bfloat16_halves import SCALE, high_halves
+from asif.scan.bfloat16_rows import bfloat16_rows, bfloat16_scale
 from asif.scan.matrix import AnchorMatrix
 from asif.scan.row_entries import block_maxima
 from tests.dense_reference import dense_relative, random_unit
@@ -40,26 +40,43 @@ def assert_top_k(found, queries: np.ndarray, anchors: np.ndarray, k: int) -> Non
     assert all(len(set(row)) == k for row in indices.tolist())
 
 
+def worst_rows(unit: np.ndarray, precision: str) -> np.ndarray:
+    """Rows whose bfloat16 rows stray furthest from them at `precision`."""
+    if precision == "float32":  # every bit below bfloat16's mantissa set: truncation's worst
+        return (np.abs(unit).view(np.uint32) | 0xFFFF).view(np.float32) * np.sign(unit)
+    if precision == "float16":  # halfway between two bfloat16 values: rounding's worst
+        bits = unit.astype(np.float16).view(np.uint16)
+        return ((bits & ~np.uint16(7)) | np.uint16(4)).view(np.float16).astype(np.float32)
+    # int8 codes all +-127: each coordinate rounds alike, the residual runs along the row
+    return normalize_rows(np.sign(unit)).astype(np.float32)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16", "int8"])
 @pytest.mark.parametrize("d", [8, 64, 384, 1000])
-def test_error_bound_and_floors_hold(d):
+def test_error_bound_and_floors_hold(d, precision):
     rng = np.random.default_rng(d)
     unit = random_unit(rng, 3000, d)
-    # and rows that truncation hurts most: every bit below bfloat16's mantissa set
-    worst = (np.abs(unit[:200]).view(np.uint32) | 0xFFFF).view(np.float32) * np.sign(unit[:200])
-    anchors = np.concatenate([unit, worst])
-    halves = high_halves(torch.from_numpy(anchors), torch.empty(anchors.shape, dtype=torch.int16))
-    # queries along the residuals `a - SCALE ab` of their anchors: the bound's anchor term is
+    matrix = AnchorMatrix.from_float(np.concatenate([unit, worst_rows(unit[:200], precision)]))
+    matrix = AnchorMatrix.from_float(matrix.to_float32(), precision)
+    anchors = matrix.to_float32()  # what the scan must match: the dequantised rows
+    rows = bfloat16_rows(matrix, 0, len(matrix), torch.empty(anchors.shape, dtype=torch.int16))
+    scale = bfloat16_scale(matrix)
+    # queries along the residuals `a - scale ab` of their anchors: the bound's anchor term is
     # then nearly reached (Cauchy-Schwarz with parallel vectors)
-    residual = anchors - SCALE * halves.float().numpy()
+    residual = anchors - scale * rows.float().numpy()
     along = normalize_rows(residual[np.argsort(-np.linalg.norm(residual, axis=1))[:20]])
     queries = np.concatenate([random_unit(rng, 40, d), unit[:20], along])
-    norms = AnchorMatrix.from_float(anchors).row_norms()
+    norms = matrix.row_norms()
+    np.testing.assert_allclose(
+        norms.residual[: len(matrix)], np.linalg.norm(residual, axis=1), 1e-5
+    )
     q = torch.from_numpy(queries)
     qb = q.bfloat16()
-    bound = _error_bound(q, qb, float(norms.norm.max()), float(norms.residual.max())).numpy()
-    y = (qb @ halves.T).float().numpy().astype(np.float64)
+    bound = _error_bound(q, qb, float(norms.norm.max()), float(norms.residual.max()), scale)
+    bound = bound.numpy()
+    y = (qb @ rows.T).float().numpy().astype(np.float64)
     exact = queries.astype(np.float64) @ anchors.astype(np.float64).T
-    error = np.abs(exact - SCALE * y) - SCALE * OUTPUT_ROUNDING * np.abs(y)
+    error = np.abs(exact - scale * y) - scale * OUTPUT_ROUNDING * np.abs(y)
     assert (error <= bound[:, None]).all()
     assert bound.max() < 0.01  # and is tight enough to rule most anchors out
     # the floors: whatever reaches an anchor's similarity has a product at or above the floor
@@ -69,7 +86,7 @@ def test_error_bound_and_floors_hold(d):
     by_exact = y.gather(1, order)
     reaching = by_exact.flip(1).cummin(1).values.flip(1)
     assert (reaching >= _floor(by_exact, bound[:, None])).all()
-    assert (y >= _exact_floor(exact, bound[:, None])).all()
+    assert (y >= _exact_floor(exact, bound[:, None], scale)).all()
 
 
 @pytest.mark.parametrize(
@@ -85,13 +102,14 @@ def test_error_bound_and_floors_hold(d):
         (12_000, 768, 37, 4096),
     ],
 )
-def test_exact_top_k(n_anchors, d, k, chunk):
+@pytest.mark.parametrize("precision", ["float32", "float16", "int8"])
+def test_exact_top_k(n_anchors, d, k, chunk, precision):
     rng = np.random.default_rng(n_anchors + k)
-    anchors = random_unit(rng, n_anchors, d)
+    matrix = AnchorMatrix.from_float(random_unit(rng, n_anchors, d), precision)
     queries = normalize_rows(rng.normal(size=(11, d)))
-    found = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), k, chunk)
+    found = bfloat16_topk(queries, matrix, k, chunk)
     assert found is not None, "the bound left too many candidates"
-    assert_top_k(found, queries, anchors, k)
+    assert_top_k(found, queries, matrix.to_float32(), k)  # that of the dequantised rows
 
 
 @pytest.mark.parametrize("width", [3200, 3210, 40])  # 100 blocks; a ragged block; width < k
@@ -150,13 +168,16 @@ def test_order_below_bfloat16_resolution_is_decided_in_float32():
     assert_top_k(found, queries, anchors, 10)
 
 
-def test_ties_keep_index_order():
+@pytest.mark.parametrize("precision", ["float32", "float16", "int8"])
+def test_ties_keep_index_order(precision):
     rng = np.random.default_rng(3)
     anchors = random_unit(rng, 6, 16)[rng.integers(0, 6, 3000)]
+    matrix = AnchorMatrix.from_float(anchors, precision)
     queries = random_unit(rng, 9, 16)
-    found = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), 700, 256)
+    found = bfloat16_topk(queries, matrix, 700, 256)
     assert found is not None
-    np.testing.assert_array_equal(found[1].numpy(), exact_topk(queries, anchors, 700)[1])
+    want = exact_topk(queries, matrix.to_float32(), 700)[1]
+    np.testing.assert_array_equal(found[1].numpy(), want)
 
 
 def test_too_many_near_ties_fall_back_to_float32():
@@ -181,13 +202,32 @@ def test_used_by_default_for_many_float32_anchors(monkeypatch):
     monkeypatch.setattr(asif.scan.exact, "native_bfloat16", lambda: True)
     relative_representation(queries, anchors, k=40)
     assert not calls, "below BFLOAT16_MIN_ANCHORS"
-    monkeypatch.setattr(asif.scan.exact, "BFLOAT16_MIN_ANCHORS", 1000)
+    monkeypatch.setitem(asif.scan.exact.BFLOAT16_MIN_ANCHORS, "float32", 1000)
     relative_representation(queries, AnchorMatrix.from_float(anchors, "float16"), k=40)
-    assert not calls, "float16 anchors have no bfloat16 high halves"
+    assert not calls, "below float16's BFLOAT16_MIN_ANCHORS"
     rel = relative_representation(queries, anchors, k=40)
     assert len(calls) == 1
+    monkeypatch.setitem(asif.scan.exact.BFLOAT16_MIN_ANCHORS, "int8", 1000)
+    relative_representation(queries, AnchorMatrix.from_float(anchors, "int8"), k=40)
+    assert len(calls) == 2
     expected = dense_relative(queries, anchors, 40, DEFAULT_P)
     np.testing.assert_allclose(rel.to_dense(), expected, atol=1e-5)
     monkeypatch.setattr(asif.scan.exact, "native_bfloat16", lambda: False)
     relative_representation(queries, anchors, k=40)
-    assert len(calls) == 1, "not on CPUs without native bfloat16"
+    assert len(calls) == 2, "not on CPUs without native bfloat16"
+
+
+@pytest.mark.parametrize("precision", ["float16", "int8"])
+def test_scans_memory_mapped_rows(tmp_path, precision):
+    # as a saved model is read (`read_folder`): the rows stay on disk, paged in chunk by chunk
+    rng = np.random.default_rng(11)
+    held = AnchorMatrix.from_float(random_unit(rng, 5000, 48), precision)
+    np.save(tmp_path / "rows.npy", held.data)
+    mapped = AnchorMatrix(np.load(tmp_path / "rows.npy", mmap_mode="r"), held.scale)
+    assert not mapped.data.flags.writeable and not mapped.data.flags.owndata  # the map itself
+    queries = random_unit(rng, 9, 48)
+    found = bfloat16_topk(queries, mapped, 300, 1024)
+    assert found is not None
+    assert_top_k(found, queries, held.to_float32(), 300)
+    want = bfloat16_topk(queries, held, 300, 1024)
+    assert want is not None and all(torch.equal(a, b) for a, b in zip(found, want, strict=True))

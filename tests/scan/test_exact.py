@@ -30,6 +30,20 @@ def test_topk_is_the_sorted_exact_top_k(n, k, chunk):
     assert scan.topk(random_unit(rng, 2, 8), "text", k)[1].shape == (2, min(k, n))
 
 
+@pytest.mark.parametrize(("k", "chunk"), [(10, 320), (9, 320), (3, 96), (10, 330)])
+def test_block_maxima_selection_keeps_ties_in_index_order(k, chunk):
+    # 8 distinct anchors repeated: every k-th value is tied many times over, in every chunk;
+    # chunks of at least k blocks of 32 are selected through their block maxima
+    rng = np.random.default_rng(k)
+    anchors = random_unit(rng, 8, 16)[rng.integers(0, 8, 1000)]
+    queries = random_unit(rng, 6, 16)
+    sims, rows = exact_topk(queries, AnchorMatrix.from_float(anchors), k, chunk, bfloat16=False)
+    full = queries @ anchors.T
+    order = np.lexsort((np.broadcast_to(np.arange(1000), full.shape), -full), axis=1)[:, :k]
+    np.testing.assert_array_equal(rows, order)
+    np.testing.assert_allclose(sims, np.take_along_axis(full, order, 1), atol=1e-6)
+
+
 def test_ties_go_to_the_lower_row():
     rows = np.tile(np.eye(4, dtype=np.float32)[:1], (9, 1))  # nine equal anchors
     sims, found = exact_topk(np.eye(4, dtype=np.float32)[:1], AnchorMatrix.from_float(rows), 3, 2)

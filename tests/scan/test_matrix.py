@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from asif.errors import DimensionMismatchError, NonFiniteError
-from asif.scan.bfloat16_halves import SCALE, high_halves
+from asif.scan.bfloat16_rows import SCALE, high_halves
 from asif.scan.matrix import AnchorMatrix
 from tests.dense_reference import random_unit
 
@@ -72,8 +72,17 @@ def test_row_norms_follow_appends_and_deletes():
     assert moved is not None and moved.ready == 107
     rows = np.delete(np.arange(110), [0, 5, 105])
     np.testing.assert_array_equal(kept.row_norms().residual[:107], norms.residual[rows])
-    with pytest.raises(TypeError, match="int8"):
-        AnchorMatrix.from_float(x, "int8").row_norms()
+
+
+@pytest.mark.parametrize("precision", ["float32", "float16", "int8"])
+def test_rows_and_chunks_read_the_same_values(precision):
+    m = AnchorMatrix.from_float(random_unit(np.random.default_rng(4), 300, 24), precision)
+    rows = torch.tensor([299, 0, 17, 17, 150])
+    np.testing.assert_array_equal(m.rows(rows).numpy(), m.to_float32()[rows.numpy()])
+    out = torch.full((50, 24), torch.nan)
+    np.testing.assert_array_equal(m.chunk(100, 150, out).numpy(), m.to_float32()[100:150])
+    norms = m.row_norms()  # every precision has bfloat16 rows, and their residual norms
+    np.testing.assert_allclose(norms.norm[:300], np.linalg.norm(m.to_float32(), axis=1), 1e-6)
 
 
 def test_append_shares_spare_capacity_without_changing_older_matrices():

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 import torch
 
-from asif.scan.bfloat16_halves import SCALE, high_halves
+from asif.scan.bfloat16_rows import ROUND_ROWS, SCALE, bfloat16_rows, bfloat16_scale, high_halves
+from asif.scan.matrix import AnchorMatrix
 from tests.dense_reference import random_unit
 
 
@@ -24,3 +26,18 @@ def test_scale_centres_what_truncation_drops():
     plain, centred = (x - h).norm(dim=1).max(), (x - SCALE * h).norm(dim=1).max()
     rounded = (x - x.bfloat16().float()).norm(dim=1).max()
     assert centred < 0.6 * plain and centred < 1.15 * rounded
+
+
+@pytest.mark.parametrize("precision", ["float16", "int8"])
+def test_compressed_rows_are_the_dequantised_rows_rounded(precision):
+    n = ROUND_ROWS + 70  # more than one piece, the last one ragged
+    m = AnchorMatrix.from_float(random_unit(np.random.default_rng(2), n, 16), precision)
+    out = torch.empty((n + 5, 16), dtype=torch.int16)
+    rows = bfloat16_rows(m, 3, n, out)
+    assert rows.dtype == torch.bfloat16 and rows.shape == (n - 3, 16)
+    want = torch.from_numpy(m.to_float32()[3:]).bfloat16()  # rounded to nearest
+    assert torch.equal(rows.view(torch.int16), want.view(torch.int16))
+    assert (
+        bfloat16_scale(m) == 1.0
+        and bfloat16_scale(AnchorMatrix.from_float(m.to_float32())) == SCALE
+    )

@@ -47,6 +47,14 @@ def high_halves(rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return out[:n].copy_(halves).view(torch.bfloat16)
 
 
+def _rounded(matrix: AnchorMatrix, rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """`matrix`'s float32 `rows` (from `chunk`) in bfloat16, written into the int16 buffer
+    `out`: high halves for float32 matrices, else rounded to nearest."""
+    if matrix.precision == "float32":
+        return high_halves(rows, out)
+    return out[: len(rows)].view(torch.bfloat16).copy_(rows)
+
+
 def bfloat16_rows(matrix: AnchorMatrix, start: int, stop: int, out: torch.Tensor) -> torch.Tensor:
     """Rows `start:stop` of `matrix` in bfloat16, written into the int16 buffer `out`: the
     high halves of float32 rows, else the dequantised rows rounded to nearest.
@@ -54,13 +62,12 @@ def bfloat16_rows(matrix: AnchorMatrix, start: int, stop: int, out: torch.Tensor
     Their error is bounded by the residual norms of `RowNorms`, with `bfloat16_scale`.
     """
     if matrix.precision == "float32":
-        return high_halves(shared_tensor(matrix.data[start:stop]), out)
-    rows = out[: stop - start].view(torch.bfloat16)
+        return _rounded(matrix, matrix.chunk(start, stop), out)
     piece = torch.empty((min(ROUND_ROWS, stop - start), matrix.dim))
     for at in range(start, stop, ROUND_ROWS):
         end = min(at + ROUND_ROWS, stop)
-        rows[at - start : end - start].copy_(matrix.chunk(at, end, piece[: end - at]))
-    return rows
+        _rounded(matrix, matrix.chunk(at, end, piece[: end - at]), out[at - start :])
+    return out[: stop - start].view(torch.bfloat16)
 
 
 def bfloat16_scale(matrix: AnchorMatrix) -> float:
@@ -90,7 +97,7 @@ class RowNorms:
                 end = min(start + FILL_ROWS, len(matrix))
                 x = matrix.chunk(start, end)
                 self.norm[start:end] = x.norm(dim=1)
-                rounded = bfloat16_rows(matrix, start, end, torch.empty(x.shape, dtype=torch.int16))
+                rounded = _rounded(matrix, x, torch.empty(x.shape, dtype=torch.int16))
                 self.residual[start:end] = (x - scale * rounded.float()).norm(dim=1)
             self.ready = max(self.ready, len(matrix))
 

@@ -6,8 +6,8 @@ float32 rows are 3 GB over PCIe), so each row buffer gets one device copy at its
 precision (`DeviceRows`, filled on first use and grown with appends, as the row norms are),
 dequantised chunk by chunk with the CPU's formula. Products are float32 (with TF32 off,
 torch's default; a warning says when it is on), so results equal the CPU scan's to float32
-rounding. Ties at a chunk's k-th value go to the
-lower index, as on the CPU, with vectorised masks rather than a sort of the whole chunk.
+rounding. Ties at a chunk's k-th value go to the lower index, as on the CPU, with vectorised
+masks rather than a sort of the whole chunk.
 """
 
 from __future__ import annotations

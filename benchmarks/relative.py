@@ -130,7 +130,7 @@ def scan_search(
     method: str, anchors: np.ndarray | AnchorMatrix, queries: np.ndarray, device: str = "cpu"
 ) -> Callable[[], np.ndarray]:
     """A function giving each query's top-K anchor rows by `method` (SCAN_METHODS); it holds
-    the anchors its own way (the caller drops its copy). ASIF's methods also take an
+    the anchors its own way (the caller drops its copy). ASIF's methods take an
     `AnchorMatrix` of their precision, and scan on `device`."""
     from asif.scan.exact import exact_topk
     from asif.scan.matrix import AnchorMatrix
@@ -164,7 +164,7 @@ def scan_search(
             return best_i.numpy()
 
         return chunked
-    return scan_search(method, AnchorMatrix.from_float(anchors, method), queries, device)  # type: ignore[arg-type]
+    raise ValueError(f"{method} scans an AnchorMatrix")
 
 
 def run_worker(method: str, n: int, d: int, n_queries: int, repeat: int, out: Path) -> dict:
@@ -181,14 +181,16 @@ def run_worker(method: str, n: int, d: int, n_queries: int, repeat: int, out: Pa
     if precision in SCAN_METHODS:
         queries = unit_rows(n_queries, d, 3)
         files = out.with_suffix("")
-        anchors = mapped_anchors(n, d, precision, files) if mapped else unit_rows(n, d, 1)
-        search = scan_search(precision, anchors, queries, device or "cpu")
-        matrix = anchors if isinstance(anchors, AnchorMatrix) else None
-        del anchors  # the search holds them its own way
+        if mapped:
+            matrix = mapped_anchors(n, d, precision, files)
+        elif precision in ASIF:
+            matrix = AnchorMatrix.from_float(unit_rows(n, d, 1), precision)  # type: ignore[arg-type]
+        else:  # a peer: it copies the rows its own way, this copy is dropped before timing
+            search = scan_search(precision, unit_rows(n, d, 1), queries)
+            return _timed(search, repeat, out, libraries)
+        search = scan_search(precision, matrix, queries, device or "cpu")
         timed = _timed(search, repeat, out, libraries)
-        if precision in ("float16", "int8"):  # the float32 search over the rows they hold
-            if matrix is None:
-                matrix = AnchorMatrix.from_float(unit_rows(n, d, 1), precision)  # type: ignore[arg-type]
+        if precision != "float32":  # the float32 search over the rows they hold
             found = exact_topk(queries, matrix, K, bfloat16=False, device="cpu")[1]
             np.save(out.with_suffix(".dequantised.npy"), found)
         if mapped:

@@ -301,8 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     # a ValueError is bad input here too (e.g. a work folder of other shards)
     p.set_defaults(run=cmd_build_anchors, parser=p, input_errors=(ValueError,))
 
+    from asif.evaluation.cli import add_evaluate_parser
     from asif.serve.cli import add_serve_parser
 
+    add_evaluate_parser(sub)
     add_serve_parser(sub)
     return parser
 

@@ -80,6 +80,11 @@ def require_positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+class DatasetError(AsifError, ValueError):
+    """A benchmark's files that are missing or malformed: the message names the file and the
+    entry (line, image, key)."""
+
+
 class TableNotFoundError(AsifError, ValueError):
     """No anchor table of that name at that location, or no such version or tag of it."""
 

@@ -83,7 +83,7 @@ def main() -> None:
     bench = load_benchmark("fashion-mnist", "test", limit=args.limit, templates=args.templates)
     cache = EmbeddingCache(args.workdir / "cache")
     options = StudyOptions(ks=tuple(args.ks), ps=tuple(args.ps))
-    top1: dict[tuple[int, float], list[float]] = {}
+    acc1: dict[tuple[int, float], list[float]] = {}
     for seed in args.seeds:
         table = demo_table(args.workdir / "lancedb", args.anchors_per_class, seed)
         result = run_study(
@@ -91,7 +91,7 @@ def main() -> None:
             base=EvalConfig(strategy=args.strategy),
         )  # fmt: skip
         for row in result.rows:
-            top1.setdefault((row["k"], row["p"]), []).append(row["top1"])
+            acc1.setdefault((row["k"], row["p"]), []).append(row["acc1"])
 
     print(
         f"Fashion-MNIST test, {len(bench)} images; {args.anchors_per_class * 10} demo anchors "
@@ -104,7 +104,7 @@ def main() -> None:
     for k in args.ks:
         cells = []
         for p in args.ps:
-            v = 100 * np.asarray(top1[k, p])
+            v = 100 * np.asarray(acc1[k, p])
             spread = f" ({v.min():.1f}-{v.max():.1f})" if len(v) > 1 else ""
             cells.append(f"{v.mean():.1f}{spread}")
         print(f"| {k} | " + " | ".join(cells) + " |")

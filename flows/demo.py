@@ -62,7 +62,7 @@ class PipelineDemoResult:
                 "",
                 f"evaluation of version {r['table_version']} ({r['n_anchors']} anchors, "
                 f"k={r['k']}, p={r['p']}) on {r['benchmark']}, {r['n_images']} held-out "
-                f"images: top-1 {r['top1']:.1%}, top-5 {r['top5']:.1%}",
+                f"images: top-1 {r['acc1']:.1%}, top-5 {r['acc5']:.1%}",
                 "",
                 "one explanation (first held-out image):",
                 str(self.explanation),

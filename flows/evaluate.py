@@ -1,8 +1,9 @@
-"""The `evaluate` flow: zero-shot accuracy of one anchor table version on benchmarks, written
-to the `evaluations` LanceDB table, with optional studies and a comparison with another
-version. Deployed with a trigger on `asif.anchors.updated` (see prefect.yaml); the logic lives
-in `asif.evaluation`. Unless `k` or `p` are given, it measures the settings `asif serve`
-serves (the model defaults, `asif.model.settings`).
+"""The `evaluate` flow: zero-shot classification and retrieval of one anchor table version on
+benchmarks, written to the `evaluations` LanceDB table and as CLIP_benchmark result files,
+with optional studies and a comparison with another version. Deployed with a trigger on
+`asif.anchors.updated` (see prefect.yaml); the logic lives in `asif.evaluation`. Unless `k` or
+`p` are given, it measures the settings `asif serve` serves (the model defaults,
+`asif.model.settings`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from asif.model.zero_shot import DEFAULT_STRATEGY, Strategy
 from tasks.evaluate import compare, evaluate_main, load_benchmarks, publish, study
 
 SUMMARY_FIELDS = (
-    "benchmark", "table_version", "n_anchors", "n_images", "k", "p", "strategy", "top1", "top5"
+    "benchmark", "task", "table_version", "n_anchors", "n_images", "k", "p", "strategy", "acc1",
+    "acc5", "mean_per_class_recall", "image_retrieval_recall_at_1", "text_retrieval_recall_at_1",
 )  # fmt: skip
 
 
@@ -49,12 +51,14 @@ def evaluate(
     """Evaluate `table_name` at `version` (None: latest) on `benchmarks` (default
     ["fashion-mnist"]), `limit` test images each (spread over the classes; None: all).
 
-    `roots` maps benchmark names to their data folders (CIFAR, image folders, torchvision).
+    `roots` maps benchmark names to their data folders (all but the shipped fashion-mnist and
+    digits; retrieval sets: coco, flickr30k, flickr8k, captioned-folder).
     `k`, `p`: None means the model default (what `asif serve` serves).
     `studies`: any of "anchors", "kp", "strategy", with their grids `anchor_counts`,
     `anchor_seeds`, `ks`, `ps`. `compare_to`: a version to compare with (default: the
     previous evaluated version). Settings already evaluated for this version are not
-    recomputed unless `force`. Returns the summary rows, plot paths and comparisons.
+    recomputed unless `force`. Returns the summary rows, the CLIP_benchmark files and CSV,
+    plot paths and comparisons.
     """
     config = EvalConfig.overriding(k, p, strategy)
     unknown = sorted(set(studies or []) - set(STUDIES))
@@ -81,13 +85,15 @@ def evaluate(
     rows = evaluate_main(setup, data, config, thresholds, force, run_id)
     results = [study(name, setup, data, options, config, force, run_id) for name in studies or []]
     comparisons = compare(setup, rows, data, compare_to, config)
-    curve = publish(setup, rows, results, comparisons)
+    exported = publish(setup, rows, results, comparisons)
     return {
         "table_uri": table_uri,
         "table_name": table_name,
         "version": setup.table.version,
         "evaluations": setup.evaluations.dataset_uri,
         "rows": [{f: r[f] for f in SUMMARY_FIELDS} for r in rows],
-        "plots": [str(curve.path), *(str(s.plot.path) for s in results)],
+        "results": [str(p) for p in exported.results],
+        "csv": str(exported.csv),
+        "plots": [*(str(p.path) for p in exported.plots), *(str(s.plot.path) for s in results)],
         "comparisons": [c.to_dict() for c in comparisons],
     }

@@ -9,12 +9,12 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from asif.evaluation.benchmarks import Benchmark, load_benchmark
+from asif.evaluation.benchmarks import AnyBenchmark, Benchmark, load_benchmark
 from asif.evaluation.compare import Comparison, compare_rows, compare_with_previous
 from asif.evaluation.evaluate import EvalConfig, evaluate_version
 from asif.evaluation.evaluations_table import Row
-from asif.evaluation.plots import Plot, curve_plot
-from asif.evaluation.report import image_markdown, markdown_table
+from asif.evaluation.exports import CLASSIFICATION, Exported, export
+from asif.evaluation.report import image_markdown, results_markdown, row_summary
 from asif.evaluation.run import EvaluationSetup
 from asif.evaluation.studies import StudyOptions, StudyResult, run_study
 
@@ -22,7 +22,7 @@ from asif.evaluation.studies import StudyOptions, StudyResult, run_study
 @task(name="load-benchmarks", cache_policy=NO_CACHE)
 def load_benchmarks(
     names: Sequence[str], split: str, limit: int | None, roots: Mapping[str, str]
-) -> list[Benchmark]:
+) -> list[AnyBenchmark]:
     """The named benchmarks (roots by name where needed), `limit` images each."""
     return [load_benchmark(n, split, roots.get(n), limit) for n in names]
 
@@ -30,7 +30,7 @@ def load_benchmarks(
 @task(name="evaluate-version", cache_policy=NO_CACHE)
 def evaluate_main(
     setup: EvaluationSetup,
-    benchmarks: list[Benchmark],
+    benchmarks: list[AnyBenchmark],
     config: EvalConfig,
     thresholds: list[float] | None,
     force: bool,
@@ -49,15 +49,7 @@ def evaluate_main(
     )
     logger = get_run_logger()
     for r in rows:
-        logger.info(
-            "%s v%d on %s: top-1 %.4f, top-5 %.4f (run %s)",
-            r["table_name"],
-            r["table_version"],
-            r["benchmark"],
-            r["top1"],
-            r["top5"],
-            r["run_id"],
-        )
+        logger.info("%s (run %s)", row_summary(r), r["run_id"])
     return rows
 
 
@@ -65,18 +57,18 @@ def evaluate_main(
 def study(
     name: str,
     setup: EvaluationSetup,
-    benchmarks: list[Benchmark],
+    benchmarks: list[AnyBenchmark],
     options: StudyOptions,
     config: EvalConfig,
     force: bool,
     run_id: str,
 ) -> StudyResult:
-    """One study on the version, varying `config`, written to the evaluations table and
-    plotted."""
+    """One study on the version's classification benchmarks, varying `config`, written to
+    the evaluations table and plotted."""
     return run_study(
         name,
         setup.table,
-        benchmarks,
+        [b for b in benchmarks if isinstance(b, Benchmark)],
         setup.plots_dir,
         cache=setup.cache,
         evaluations=setup.evaluations,
@@ -91,12 +83,14 @@ def study(
 def compare(
     setup: EvaluationSetup,
     rows: list[Row],
-    benchmarks: list[Benchmark],
+    benchmarks: list[AnyBenchmark],
     compare_to: int | None,
     config: EvalConfig,
 ) -> list[Comparison]:
-    """Compare with version `compare_to` (evaluated if needed), else the previous evaluated
-    version of each benchmark."""
+    """Compare the classification results with version `compare_to` (evaluated if needed),
+    else the previous evaluated version of each benchmark."""
+    rows = [r for r in rows if r["task"] == CLASSIFICATION]
+    benchmarks = [b for b in benchmarks if isinstance(b, Benchmark)]
     if compare_to is None:
         return compare_with_previous(setup.evaluations, rows)
     other = setup.table.at(compare_to)  # the same location and storage options
@@ -121,29 +115,26 @@ def publish(
     rows: list[Row],
     studies: list[StudyResult],
     comparisons: list[Comparison],
-) -> Plot:
-    """The results as one markdown artifact (tables, plots inlined as base64 PNGs and their
-    paths, comparisons), plus an image artifact per plot linking its file."""
+) -> Exported:
+    """The results as files (CLIP_benchmark JSONs and CSV, the unknown-rate figure, in
+    `<plots_dir>/<table>-v<version>/`), one markdown artifact (tables, plots inlined as
+    base64 PNGs and their paths, comparisons) and an image artifact per plot."""
     t = setup.table
-    curve = curve_plot(
-        rows,
-        setup.plots_dir / f"{t.name}-v{t.version}-unknown-curve.png",
-        f"{t.name} v{t.version}: accuracy vs unknown rate",
-    )
+    exported = export(rows, setup.plots_dir / f"{t.name}-v{t.version}")
     parts = [
         f"## Zero-shot evaluation of `{t.name}` version {t.version}",
         f"anchor table `{t.dataset_uri}`; evaluations table `{setup.evaluations.dataset_uri}`",
+        f"CLIP_benchmark results: `{exported.csv}`",
         "",
-        markdown_table(rows),
-        "",
-        image_markdown(curve.path, curve.title),
+        results_markdown(rows),
     ]
+    parts += ["\n" + image_markdown(plot.path, plot.title) for plot in exported.plots]
     for s in studies:
         parts += ["", f"### Study: {s.name}", "", s.markdown, "", image_markdown(s.plot.path)]
     for c in comparisons:
         parts += ["", c.markdown()]
     key = artifact_key(t.name)
     create_markdown_artifact("\n".join(parts), key=key, description=f"{t.name} v{t.version}")
-    for plot in [curve, *(s.plot for s in studies)]:
+    for plot in [*exported.plots, *(s.plot for s in studies)]:
         create_image_artifact(plot.path.resolve().as_uri(), description=plot.title)
-    return curve
+    return exported

@@ -4,10 +4,12 @@
 A `Benchmark` is a labelled image set (`asif.datasets.LabelledImages`, or one read here from
 an archive, a folder tree or torchvision) plus the prompt templates to classify it with and a
 key naming the exact images. Registered names: "fashion-mnist" and "digits" (ship here),
-"cifar10" / "cifar100" (the python-pickle archives: a folder or the `.tar.gz`), "imagenet",
-"imagenet-v2", "pets" and "image-folder" (a `root/<class>/<image>` tree, optionally
-`root/<split>/<class>/<image>`), and "torchvision:<Name>" (`torchvision.datasets.<Name>(root,
-download=False)`).
+"cifar10" / "cifar100" (the python-pickle archives: a folder or the `.tar.gz`), "imagenet"
+(class folders, or the flat validation images with the devkit), "imagenet-v2" (folders
+0..999), "pets" (the Oxford-IIIT files, or breed folders), "image-folder" (a
+`root/<class>/<image>` tree, optionally `root/<split>/<class>/<image>`), and "torchvision:<Name>"
+(`torchvision.datasets.<Name>(root, download=False)`). ImageNet and Pets are named as CLIP names
+them by default, so accuracies compare with published zero-shot tables.
 """
 
 from __future__ import annotations
@@ -18,15 +20,23 @@ import json
 import pickle
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, ClassVar, overload
 
 import numpy as np
 
 from asif.datasets import FASHION_MNIST_ROOT, LabelledImages, digits, fashion_mnist
+from asif.datasets.imagenet_val import load_imagenet_val, val_images_folder
+from asif.datasets.pets import load_pets, pets_root
 from asif.encoders.images import IMAGE_SUFFIXES
-from asif.evaluation.imagenet import imagenet_class_names
+from asif.errors import DatasetError
+from asif.evaluation.imagenet import NAME_SOURCES, clip_class_names, imagenet_names
+from asif.evaluation.retrieval_benchmarks import (
+    RETRIEVAL_BENCHMARKS,
+    RetrievalBenchmark,
+    load_retrieval_benchmark,
+)
 from asif.evaluation.templates import CIFAR_TEMPLATES, IMAGENET_TEMPLATES, PETS_TEMPLATES
 from asif.model.zero_shot import DEFAULT_TEMPLATES
 
@@ -47,6 +57,12 @@ class Benchmark:
     data: LabelledImages
     templates: tuple[str, ...]
     key: str
+    task: ClassVar[str] = "zeroshot_classification"
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the labels: cached embeddings of the same key are stale if it changed."""
+        return hashlib.sha256(np.asarray(self.labels, dtype=np.int64).tobytes()).hexdigest()
 
     @property
     def class_names(self) -> list[str]:
@@ -60,6 +76,7 @@ class Benchmark:
         return len(self.data)
 
 
+AnyBenchmark = Benchmark | RetrievalBenchmark
 Loader = Callable[..., tuple[LabelledImages, tuple[str, ...]]]
 
 
@@ -176,18 +193,82 @@ def load_image_folder(
     return LabelledImages(root.name, paths, np.asarray(labels, dtype=np.int64), names)
 
 
-def _folder_loader(
-    templates: tuple[str, ...], default_names: Callable[[], ClassNames] = lambda: None
-) -> Loader:
-    def load(
-        split: str, root: Path | None, class_names: ClassNames = None, **_: Any
-    ) -> tuple[LabelledImages, tuple]:
-        if root is None:
-            raise ValueError("an image-folder benchmark needs root=")
-        names = class_names if class_names is not None else default_names()
-        return load_image_folder(root, split, names), templates
+def _image_folder(
+    split: str, root: Path | None, class_names: ClassNames = None, **_: Any
+) -> tuple[LabelledImages, tuple]:
+    if root is None:
+        raise ValueError("an image-folder benchmark needs root=")
+    return load_image_folder(root, split, class_names), DEFAULT_TEMPLATES
 
-    return load
+
+# ------------------------------------------------------------------------- ImageNet, Pets
+
+
+def _renamed(data: LabelledImages, class_names: ClassNames) -> LabelledImages:
+    name_of = _class_name_map(class_names)
+    return replace(data, class_names=[name_of(c) for c in data.class_names])
+
+
+def _imagenet_names(class_names: ClassNames) -> ClassNames:
+    """CLIP's curated names by default, "wordnet" for the synsets' lemmas, else the caller's."""
+    if class_names is None:
+        return imagenet_names()
+    if isinstance(class_names, str) and class_names in NAME_SOURCES:
+        return imagenet_names(class_names)
+    return class_names
+
+
+def _imagenet(
+    split: str,
+    root: Path | None,
+    class_names: ClassNames = None,
+    devkit: str | Path | None = None,
+    **_: Any,
+) -> tuple[LabelledImages, tuple]:
+    """Class folders `root/[split/]<wnid>/...`, or (for any split but "train") the flat
+    validation images with the devkit."""
+    if root is None:
+        raise ValueError("imagenet needs root= (class folders, or the validation images)")
+    names = _imagenet_names(class_names)
+    if split != "train" and val_images_folder(root) is not None:
+        return _renamed(load_imagenet_val(root, devkit), names), IMAGENET_TEMPLATES
+    return load_image_folder(root, split, names), IMAGENET_TEMPLATES
+
+
+def _imagenet_v2(
+    split: str, root: Path | None, class_names: ClassNames = None, **_: Any
+) -> tuple[LabelledImages, tuple]:
+    if root is None:
+        raise ValueError("imagenet-v2 needs root= (the folders 0..999)")
+    return load_image_folder(root, split, _imagenet_names(class_names)), IMAGENET_TEMPLATES
+
+
+def _clip_pets(data: LabelledImages) -> LabelledImages:
+    """CLIP's curated names when the classes are the 37 standard breeds (matched by name:
+    "american_bulldog" or "American Bulldog"), else `data` as it is."""
+
+    def key(name: str) -> str:
+        return name.replace("_", " ").lower()
+
+    curated = {key(name): name for name in clip_class_names("pets")}
+    if sorted(map(key, data.class_names)) != sorted(curated):
+        return data
+    return replace(data, class_names=[curated[key(c)] for c in data.class_names])
+
+
+def _pets(
+    split: str, root: Path | None, class_names: ClassNames = None, **_: Any
+) -> tuple[LabelledImages, tuple]:
+    """The Oxford-IIIT files when there (`root[/oxford-iiit-pet]/annotations`), else breed
+    folders; `class_names` map the breed names read."""
+    if root is None:
+        raise ValueError("pets needs root= (the Oxford-IIIT Pet folder or breed folders)")
+    if (pets_root(root) / "annotations").is_dir():
+        data = load_pets(root, split)
+        data = data if class_names is None else _renamed(data, class_names)
+    else:
+        data = load_image_folder(root, split, class_names)
+    return (_clip_pets(data) if class_names is None else data), PETS_TEMPLATES
 
 
 # ------------------------------------------------------------------------------ torchvision
@@ -252,10 +333,10 @@ BENCHMARKS: dict[str, Loader] = {
     "digits": _digits,
     "cifar10": _cifar,
     "cifar100": _cifar,
-    "imagenet": _folder_loader(IMAGENET_TEMPLATES, imagenet_class_names),
-    "imagenet-v2": _folder_loader(IMAGENET_TEMPLATES, imagenet_class_names),
-    "pets": _folder_loader(PETS_TEMPLATES),
-    "image-folder": _folder_loader(DEFAULT_TEMPLATES),
+    "imagenet": _imagenet,
+    "imagenet-v2": _imagenet_v2,
+    "pets": _pets,
+    "image-folder": _image_folder,
 }
 
 
@@ -295,14 +376,19 @@ def load_benchmark(
     seed: int = 0,
     templates: Sequence[str] | None = None,
     **options: Any,
-) -> Benchmark:
-    """The benchmark `name` (see `BENCHMARKS`, or "torchvision:<Name>").
+) -> AnyBenchmark:
+    """The benchmark `name`: a classification one (see `BENCHMARKS`, or
+    "torchvision:<Name>") or a retrieval one (`RETRIEVAL_BENCHMARKS`).
 
-    `limit` keeps that many images spread evenly over the classes; `templates` replace the
-    dataset's prompt templates; `options` go to the loader (e.g. `class_names=` for folders,
-    dataset arguments for torchvision).
+    `limit` keeps that many images (spread evenly over the classes, for classification);
+    `templates` replace the dataset's prompt templates; `options` go to the loader (e.g.
+    `class_names=` for folders, `annotations=` for retrieval, dataset arguments for
+    torchvision).
     """
     root = Path(root).expanduser().resolve() if root is not None else None
+    key = benchmark_key(name, split, root, options, limit, seed)
+    if name in RETRIEVAL_BENCHMARKS:
+        return load_retrieval_benchmark(name, split, root, limit, seed, key, **options)
     if name.startswith("torchvision:"):
         if root is None:
             raise ValueError(f"{name} needs root= (datasets are never downloaded)")
@@ -311,11 +397,11 @@ def load_benchmark(
     elif name in BENCHMARKS:
         data, default = BENCHMARKS[name](split, root, **options)
     else:
-        raise ValueError(
-            f"unknown benchmark {name!r}; one of {sorted(BENCHMARKS)} or 'torchvision:<Name>'"
-        )
+        known = sorted([*BENCHMARKS, *RETRIEVAL_BENCHMARKS])
+        raise ValueError(f"unknown benchmark {name!r}; one of {known} or 'torchvision:<Name>'")
+    if len(data) == 0:
+        raise DatasetError(f"benchmark {name!r} at {root} has no {split!r} images")
     if limit is not None and limit < len(data):
         data = data.subset(limit_rows(data.labels, limit, seed))
     chosen = tuple(templates) if templates else default
-    key = benchmark_key(name, split, root, options, limit, seed)
     return Benchmark(name, split, data, chosen, key)

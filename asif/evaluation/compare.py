@@ -31,14 +31,14 @@ class Comparison:
     benchmark: str
     before_version: int
     after_version: int
-    top1_before: float
-    top1_after: float
+    acc1_before: float
+    acc1_after: float
     classes: list[ClassChange]
     tolerance: float = 0.0
 
     @property
     def delta(self) -> float:
-        return self.top1_after - self.top1_before
+        return self.acc1_after - self.acc1_before
 
     @property
     def improved(self) -> list[str]:
@@ -61,7 +61,7 @@ class Comparison:
         lines = [
             f"### {self.benchmark}: version {self.before_version} -> {self.after_version}",
             "",
-            f"top-1 accuracy {self.top1_before:.2%} -> {self.top1_after:.2%} ({self.delta:+.2%})",
+            f"top-1 accuracy {self.acc1_before:.2%} -> {self.acc1_after:.2%} ({self.delta:+.2%})",
             "",
             f"improved: {', '.join(self.improved) or 'none'}; "
             f"regressed: {', '.join(self.regressed) or 'none'}",
@@ -98,8 +98,8 @@ def compare_rows(before: Row, after: Row, tolerance: float = 0.0) -> Comparison:
         after["benchmark"],
         before["table_version"],
         after["table_version"],
-        before["top1"],
-        after["top1"],
+        before["acc1"],
+        after["acc1"],
         classes,
         tolerance,
     )

@@ -23,19 +23,24 @@ from typing import TypeVar
 import numpy as np
 
 from asif.encoders import load_image_encoder, load_text_encoder
-from asif.evaluation.benchmarks import Benchmark
+from asif.evaluation.batches import BatchRunner, default_runner
+from asif.evaluation.benchmarks import AnyBenchmark, Benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
-from asif.evaluation.evaluations_table import EvaluationsTable, Row
+from asif.evaluation.evaluations_table import EVALUATIONS_SCHEMA, EvaluationsTable, Row
+from asif.evaluation.metrics import classification_metrics, recall_at
+from asif.evaluation.retrieval_benchmarks import RetrievalBenchmark
+from asif.evaluation.scoring import Answers, classify, retrieval_ranks
 from asif.model import AsifModel
 from asif.model.from_table import model_from_table
-from asif.model.relative import SparseRelative
 from asif.model.settings import DEFAULT_K, DEFAULT_P
-from asif.model.zero_shot import DEFAULT_STRATEGY, Prediction, Strategy, check_strategy, prompts
+from asif.model.zero_shot import DEFAULT_STRATEGY, Strategy, check_strategy, prompts
 from asif.store.table import AnchorTable
 
 CURVE_QUANTILES = tuple(np.round(np.linspace(0.0, 0.95, 20), 2))
 """Default thresholds: these quantiles of the best scores (unknown rate ~0 .. 95%)."""
 T = TypeVar("T")
+EMPTY_ROW: Row = dict.fromkeys(EVALUATIONS_SCHEMA.names)
+"""Every column, so a row holds the other task's metrics as None."""
 
 
 @dataclass(frozen=True)
@@ -77,13 +82,13 @@ class UnknownCurve:
 
 
 def unknown_curve(
-    prediction: Prediction, targets: np.ndarray, thresholds: Sequence[float] | None = None
+    answers: Answers, targets: np.ndarray, thresholds: Sequence[float] | None = None
 ) -> UnknownCurve:
     """The curve over `thresholds` (default: quantiles `CURVE_QUANTILES` of the best scores)."""
-    best = prediction.scores.max(axis=1)
+    best = answers.best
     if thresholds is None:
         thresholds = np.quantile(best, CURVE_QUANTILES) if len(best) else []
-    correct = prediction.scores.argmax(axis=1) == targets
+    correct = answers.predicted == targets
     acc, unk, wrong = [], [], []
     for t in thresholds:
         known = best >= t
@@ -95,30 +100,67 @@ def unknown_curve(
 
 def settings_key(
     table: AnchorTable,
-    benchmark: Benchmark,
+    benchmark: AnyBenchmark,
     config: EvalConfig,
     thresholds: Sequence[float] | None,
 ) -> str:
-    """A hash of everything that defines one measurement."""
+    """A hash of everything that defines one measurement (for retrieval, the template
+    strategy and thresholds do not)."""
+    if isinstance(benchmark, Benchmark):  # the classes, as named, are part of the question
+        question = {"templates": list(benchmark.templates), "classes": benchmark.class_names}
+        setting = asdict(config)
+        curve = list(thresholds) if thresholds is not None else "auto"
+    else:
+        question, setting, curve = {}, {**asdict(config), "strategy": None}, "auto"
     spec = {
         "table": table.dataset_uri,
         "version": table.version,
         "benchmark": benchmark.key,
-        "templates": list(benchmark.templates),
-        "config": asdict(config),
-        "thresholds": list(thresholds) if thresholds is not None else "auto",
+        **question,
+        "config": setting,
+        "thresholds": curve,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def class_accuracy(prediction: Prediction, targets: np.ndarray) -> tuple[list, list]:
+def class_accuracy(predicted: np.ndarray, targets: np.ndarray, n_classes: int) -> tuple[list, list]:
     """(accuracy, count) per class; accuracy is NaN for a class with no images."""
     accuracy, count = [], []
-    for c in range(len(prediction.class_names)):
+    for c in range(n_classes):
         rows = targets == c
         count.append(int(rows.sum()))
-        accuracy.append(float(np.mean(prediction.label_ids[rows] == c)) if rows.any() else np.nan)
+        accuracy.append(float(np.mean(predicted[rows] == c)) if rows.any() else np.nan)
     return accuracy, count
+
+
+def classification_results(
+    answers: Answers, benchmark: Benchmark, thresholds: Sequence[float] | None
+) -> Row:
+    """The row fields of one classification run: CLIP_benchmark's metrics, the unknown
+    curve and per-class accuracy."""
+    curve = unknown_curve(answers, benchmark.labels, thresholds)
+    per_class, counts = class_accuracy(
+        answers.predicted, benchmark.labels, len(benchmark.class_names)
+    )
+    return {
+        **classification_metrics(answers.top, benchmark.labels, len(benchmark.class_names)),
+        "thresholds": curve.thresholds,
+        "curve_accuracy": curve.accuracy,
+        "curve_unknown": curve.unknown,
+        "curve_wrong": curve.wrong,
+        "class_names": benchmark.class_names,
+        "class_accuracy": per_class,
+        "class_count": counts,
+    }
+
+
+def retrieval_results(image_ranks: np.ndarray, text_ranks: np.ndarray) -> Row:
+    """The row fields of one retrieval run: recall@k both ways."""
+    images, texts = recall_at(image_ranks), recall_at(text_ranks)
+    return {
+        **{f"image_retrieval_recall_at_{k}": v for k, v in images.items()},
+        **{f"text_retrieval_recall_at_{k}": v for k, v in texts.items()},
+    }
 
 
 def anchor_subset(model: AsifModel, n_anchors: int | None, seed: int) -> AsifModel:
@@ -139,7 +181,7 @@ def _variant(base: AsifModel, config: EvalConfig) -> AsifModel:
 
 def evaluate_version(
     table: AnchorTable,
-    benchmarks: Sequence[Benchmark],
+    benchmarks: Sequence[AnyBenchmark],
     configs: Sequence[EvalConfig] | None = None,
     *,
     thresholds: Sequence[float] | None = None,
@@ -148,13 +190,17 @@ def evaluate_version(
     force: bool = False,
     run_id: str | None = None,
     batch_size: int = 32,
+    runner: BatchRunner | None = None,
+    progress: bool = False,
 ) -> list[Row]:
-    """Evaluate the table's version on each benchmark under each config (default: one
-    `EvalConfig()`, the served settings); returns one row per (config, benchmark), in that
-    order.
+    """Evaluate the table's version on each benchmark (classification or retrieval) under
+    each config (default: one `EvalConfig()`, the served settings); returns one row per
+    (config, benchmark), in that order.
 
     With `evaluations`, rows already stored for the same settings are returned as stored and
-    not recomputed (unless `force`); new rows are appended to it.
+    not recomputed (unless `force`); new rows are appended to it. Queries are scored in
+    batches by `runner` (default: on Ray when RAY_ADDRESS is set, else here); `batch_size`
+    is the encoders' batch; `progress` shows bars for embedding and scoring.
     """
     configs = list(configs) if configs else [EvalConfig()]
     run_id = run_id or uuid.uuid4().hex
@@ -163,93 +209,118 @@ def evaluate_version(
     todo = [c for c in configs if any(keys[c, b.key] not in stored for b in benchmarks)]
     new: dict[str, Row] = {}
     if todo:
-        new = _measure(table, benchmarks, todo, keys, thresholds, cache, run_id, batch_size)
+        runner = runner or default_runner(progress)
+        measure = _Measurement(table, keys, thresholds, cache, run_id, batch_size, runner, progress)
+        new = measure(benchmarks, todo)
         new = {key: row for key, row in new.items() if key not in stored}
         if evaluations is not None:
             evaluations.add(list(new.values()))
     return [{**stored, **new}[keys[c, b.key]] for c in configs for b in benchmarks]
 
 
-def _measure(
-    table: AnchorTable,
-    benchmarks: Sequence[Benchmark],
-    configs: Sequence[EvalConfig],
-    keys: dict,
-    thresholds: Sequence[float] | None,
-    cache: EmbeddingCache,
-    run_id: str,
-    batch_size: int,
-) -> dict[str, Row]:
-    base = model_from_table(table)
-    models: dict[tuple, AsifModel] = {}
-    for c in configs:  # before embedding anything, so bad settings fail fast
-        if _variant_key(c) not in models:
-            models[_variant_key(c)] = _variant(base, c)
-    names = base.settings
-    image_encoder = cache_loader(load_image_encoder, names.image_encoder)
-    text_encoder = cache_loader(load_text_encoder, names.text_encoder)
-    embedded = {}
-    for b in benchmarks:
+@dataclass(frozen=True)
+class _Measurement:
+    """One evaluation run's context: what every row it measures shares."""
+
+    table: AnchorTable
+    keys: dict
+    thresholds: Sequence[float] | None
+    cache: EmbeddingCache
+    run_id: str
+    batch_size: int
+    runner: BatchRunner
+    progress: bool
+
+    def __call__(self, benchmarks: Sequence[AnyBenchmark], configs: list[EvalConfig]) -> dict:
+        base = model_from_table(self.table)
+        models: dict[tuple, AsifModel] = {}
+        for c in configs:  # before embedding anything, so bad settings fail fast
+            if _variant_key(c) not in models:
+                models[_variant_key(c)] = _variant(base, c)
+        embedded = {b.key: self._embed(b, base) for b in benchmarks}
+        tags = ",".join(sorted(t for t, v in self.table.tags().items() if v == self.table.version))
+        common = {
+            "run_id": self.run_id,
+            "table_uri": self.table.uri,
+            "table_name": self.table.name,
+            "table_version": self.table.version,
+            "table_tags": tags or None,
+            "table_rows": len(base),
+            "image_encoder": base.settings.image_encoder,
+            "text_encoder": base.settings.text_encoder,
+        }
+        rows: dict[str, Row] = {}
+        for variant, model in models.items():
+            same = [c for c in configs if _variant_key(c) == variant]
+            for b in benchmarks:
+                images, texts, embed_seconds = embedded[b.key]
+                start = time.perf_counter()
+                results = self._results(model, b, same, images, texts)
+                for c, result in zip(same, results, strict=True):
+                    rows[self.keys[c, b.key]] = {
+                        **EMPTY_ROW,
+                        **common,
+                        "settings_key": self.keys[c, b.key],
+                        "evaluated_at": datetime.now(UTC),
+                        "study": c.study,
+                        "task": b.task,
+                        "n_anchors": len(model),
+                        "subset_seed": c.subset_seed if c.n_anchors is not None else None,
+                        "k": model.settings.k,
+                        "p": model.settings.p,
+                        "strategy": c.strategy if isinstance(b, Benchmark) else None,
+                        "benchmark": b.name,
+                        "benchmark_key": b.key,
+                        "split": b.split,
+                        "n_images": len(b),
+                        **_sizes(b),
+                        **result,
+                        "embed_seconds": embed_seconds,
+                        "asif_seconds": time.perf_counter() - start,
+                    }
+        return rows
+
+    def _embed(self, b: AnyBenchmark, base: AsifModel) -> tuple[np.ndarray, np.ndarray, float]:
+        """The benchmark's image embeddings and its prompts' or captions' (cached)."""
+        names = base.settings
         start = time.perf_counter()
-        images = cache.image_embeddings(b, names.image_encoder, image_encoder, batch_size)
-        texts = cache.text_embeddings(
-            prompts(b.class_names, b.templates), names.text_encoder, text_encoder
+        images = self.cache.image_embeddings(
+            b,
+            names.image_encoder,
+            cache_loader(load_image_encoder, names.image_encoder),
+            self.batch_size,
+            self.progress,
         )
-        embedded[b.key] = (images, texts, time.perf_counter() - start)
-    tags = ",".join(sorted(t for t, v in table.tags().items() if v == table.version))
-    common = {
-        "run_id": run_id,
-        "table_uri": table.uri,
-        "table_name": table.name,
-        "table_version": table.version,
-        "table_tags": tags or None,
-        "table_rows": len(base),
-        "image_encoder": names.image_encoder,
-        "text_encoder": names.text_encoder,
-    }
-    rows: dict[str, Row] = {}
-    relatives: dict[tuple, SparseRelative] = {}
-    for c in configs:
-        variant = _variant_key(c)
-        model = models[variant]
-        for b in benchmarks:
-            images, texts, embed_seconds = embedded[b.key]
-            start = time.perf_counter()
-            if (variant, b.key) not in relatives:
-                relatives[variant, b.key] = model.image_relative(images)
-            classifier = model.zero_shot_classifier(b.class_names, b.templates, c.strategy, texts)
-            prediction = classifier.predict(relatives[variant, b.key])
-            curve = unknown_curve(prediction, b.labels, thresholds)
-            per_class, counts = class_accuracy(prediction, b.labels)
-            rows[keys[c, b.key]] = {
-                **common,
-                "settings_key": keys[c, b.key],
-                "evaluated_at": datetime.now(UTC),
-                "study": c.study,
-                "n_anchors": len(model),
-                "subset_seed": c.subset_seed if c.n_anchors is not None else None,
-                "k": model.settings.k,
-                "p": model.settings.p,
-                "strategy": c.strategy,
-                "benchmark": b.name,
-                "benchmark_key": b.key,
-                "split": b.split,
-                "n_images": len(b),
-                "n_classes": len(b.class_names),
-                "n_templates": len(b.templates),
-                "top1": prediction.accuracy(b.labels, 1),
-                "top5": prediction.accuracy(b.labels, 5),
-                "thresholds": curve.thresholds,
-                "curve_accuracy": curve.accuracy,
-                "curve_unknown": curve.unknown,
-                "curve_wrong": curve.wrong,
-                "class_names": b.class_names,
-                "class_accuracy": per_class,
-                "class_count": counts,
-                "embed_seconds": embed_seconds,
-                "asif_seconds": time.perf_counter() - start,
-            }
-    return rows
+        texts = prompts(b.class_names, b.templates) if isinstance(b, Benchmark) else b.captions
+        text_embeddings = self.cache.text_embeddings(
+            texts, names.text_encoder, cache_loader(load_text_encoder, names.text_encoder)
+        )
+        return images, text_embeddings, time.perf_counter() - start
+
+    def _results(
+        self,
+        model: AsifModel,
+        b: AnyBenchmark,
+        configs: list[EvalConfig],
+        images: np.ndarray,
+        texts: np.ndarray,
+    ) -> list[Row]:
+        """Each config's result fields on `b` (configs share the model: same anchors, k, p)."""
+        if isinstance(b, RetrievalBenchmark):
+            ranked = retrieval_ranks(model, images, texts, b.caption_image, self.runner)
+            return [retrieval_results(*ranked)] * len(configs)
+        classifiers = [
+            model.zero_shot_classifier(b.class_names, b.templates, c.strategy, texts)
+            for c in configs
+        ]
+        answers = classify(model, classifiers, images, self.runner)
+        return [classification_results(a, b, self.thresholds) for a in answers]
+
+
+def _sizes(b: AnyBenchmark) -> Row:
+    if isinstance(b, Benchmark):
+        return {"n_classes": len(b.class_names), "n_templates": len(b.templates)}
+    return {"n_texts": len(b.captions)}
 
 
 def _variant_key(config: EvalConfig) -> tuple:

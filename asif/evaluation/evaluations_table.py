@@ -5,17 +5,22 @@ Columns (`EVALUATIONS_SCHEMA`):
 
 - identity: ``settings_key`` (hash of everything below that defines the measurement),
   ``run_id`` (the Prefect flow run id, or a uuid), ``evaluated_at`` (UTC timestamp), ``study``
-  ("main", "anchors", "kp", "strategy")
+  ("main", "anchors", "kp", "strategy"), ``task`` ("zeroshot_classification" or
+  "zeroshot_retrieval", as CLIP_benchmark names them)
 - model: ``table_uri``, ``table_name``, ``table_version``, ``table_tags`` (tags on that version,
   comma-joined), ``table_rows`` (anchors in the version), ``n_anchors`` (anchors used: a random
   subset of ``subset_seed`` in the "anchors" study), ``image_encoder``, ``text_encoder``,
   ``k``, ``p``, ``strategy`` ("max" or "mean")
 - benchmark: ``benchmark`` (registry name), ``benchmark_key`` (exact images), ``split``,
-  ``n_images``, ``n_classes``, ``n_templates``
-- results: ``top1``, ``top5``; the unknown-rate curve as parallel lists ``thresholds``,
+  ``n_images``, ``n_classes``, ``n_templates``, ``n_texts`` (retrieval: captions)
+- classification results, named as CLIP_benchmark names them: ``acc1``, ``acc5`` (NaN below
+  5 classes), ``mean_per_class_recall``; the unknown-rate curve as parallel lists ``thresholds``,
   ``curve_accuracy``, ``curve_unknown``, ``curve_wrong`` (answer "unknown" when the best score
   is below the threshold; accuracy + unknown + wrong = 1); per class ``class_names``,
   ``class_accuracy``, ``class_count``
+- retrieval results (CLIP_benchmark's ``image_retrieval_recall@k``, with ``_at_`` for ``@``):
+  ``image_retrieval_recall_at_{1,5,10}`` (captions whose image is in their top k),
+  ``text_retrieval_recall_at_{1,5,10}`` (images with a caption in their top k)
 - timings: ``embed_seconds`` (benchmark + prompt embeddings, cached or not), ``asif_seconds``
 """
 
@@ -27,6 +32,7 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
+from asif.evaluation.metrics import RECALL_KS
 from asif.store.sql import quote
 
 DEFAULT_NAME = "evaluations"
@@ -37,6 +43,7 @@ EVALUATIONS_SCHEMA = pa.schema(
         pa.field("run_id", _str),
         pa.field("evaluated_at", pa.timestamp("us", tz="UTC")),
         pa.field("study", _str),
+        pa.field("task", _str),
         pa.field("table_uri", _str),
         pa.field("table_name", _str),
         pa.field("table_version", _i64),
@@ -55,8 +62,10 @@ EVALUATIONS_SCHEMA = pa.schema(
         pa.field("n_images", _i64),
         pa.field("n_classes", _i64),
         pa.field("n_templates", _i64),
-        pa.field("top1", _f64),
-        pa.field("top5", _f64),
+        pa.field("n_texts", _i64),
+        pa.field("acc1", _f64),
+        pa.field("acc5", _f64),
+        pa.field("mean_per_class_recall", _f64),
         pa.field("thresholds", pa.list_(_f64)),
         pa.field("curve_accuracy", pa.list_(_f64)),
         pa.field("curve_unknown", pa.list_(_f64)),
@@ -64,12 +73,19 @@ EVALUATIONS_SCHEMA = pa.schema(
         pa.field("class_names", pa.list_(_str)),
         pa.field("class_accuracy", pa.list_(_f64)),
         pa.field("class_count", pa.list_(_i64)),
+        *(
+            pa.field(f"{side}_retrieval_recall_at_{k}", _f64)
+            for side in ("image", "text")
+            for k in RECALL_KS
+        ),
         pa.field("embed_seconds", _f64),
         pa.field("asif_seconds", _f64),
     ]
 )
 
 Row = dict[str, Any]
+RENAMED = {"top1": "acc1", "top5": "acc5"}
+"""Columns of tables made before the CLIP_benchmark names, renamed when opened."""
 
 
 class EvaluationsTable:
@@ -89,7 +105,11 @@ class EvaluationsTable:
     ) -> EvaluationsTable:
         """Open the table in the LanceDB database at `uri`, creating it empty if missing."""
         db = lancedb.connect(uri, storage_options=dict(storage_options or {}) or None)
-        tbl = db.create_table(name, schema=EVALUATIONS_SCHEMA, exist_ok=True)
+        try:
+            tbl = db.open_table(name)
+        except ValueError:  # not there yet
+            tbl = db.create_table(name, schema=EVALUATIONS_SCHEMA, exist_ok=True)
+        _upgrade(tbl)
         return cls(tbl, uri, name)
 
     @property
@@ -121,3 +141,17 @@ class EvaluationsTable:
         for row in sorted(rows, key=lambda r: r["evaluated_at"]):
             found[row["settings_key"]] = row
         return found
+
+
+def _upgrade(tbl: Any) -> None:
+    """Bring a table made by an earlier release to `EVALUATIONS_SCHEMA`: renamed columns
+    renamed, new ones added as nulls (rows of old classification runs get task set)."""
+    names = set(tbl.schema.names)
+    renames = [{"path": old, "rename": new} for old, new in RENAMED.items() if old in names]
+    if renames:
+        tbl.alter_columns(*renames)
+    missing = [f for f in EVALUATIONS_SCHEMA if f.name not in set(tbl.schema.names)]
+    if missing:
+        tbl.add_columns(missing)
+    if "task" in {f.name for f in missing}:
+        tbl.update(where="task IS NULL", values={"task": "zeroshot_classification"})

@@ -14,7 +14,7 @@ from asif.evaluation.benchmarks import Benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
 from asif.evaluation.evaluate import EvalConfig, evaluate_version
 from asif.evaluation.evaluations_table import EvaluationsTable, Row
-from asif.evaluation.plots import Plot, anchors_plot, curve_plot, kp_plot
+from asif.evaluation.plots import Plot, anchors_plot, curve_plot, kp_heatmap
 from asif.evaluation.report import SUMMARY_COLUMNS, markdown_table
 from asif.model.zero_shot import STRATEGIES
 from asif.store.table import AnchorTable
@@ -101,7 +101,7 @@ def run_study(
     if name == "anchors":
         plot = anchors_plot(rows, path)
     elif name == "kp":
-        plot = kp_plot(rows, path)
+        plot = kp_heatmap(rows, path)
     else:
         plot = curve_plot(rows, path, "Template strategies: accuracy vs unknown rate")
     columns = SUMMARY_COLUMNS if name != "anchors" else (*SUMMARY_COLUMNS, "subset_seed")

@@ -7,8 +7,11 @@ import pytest
 from PIL import Image
 
 from asif.evaluation.benchmarks import limit_rows, load_benchmark, load_cifar, load_image_folder
-from asif.evaluation.templates import CIFAR_TEMPLATES, IMAGENET_TEMPLATES
+from asif.evaluation.imagenet import clip_class_names
+from asif.evaluation.templates import CIFAR_TEMPLATES, IMAGENET_TEMPLATES, PETS_TEMPLATES
 from asif.model.zero_shot import DEFAULT_TEMPLATES
+from tests.datasets.test_imagenet_val import write_devkit, write_images
+from tests.datasets.test_pets import write_pets
 
 
 def _batch(n: int, n_classes: int, label_key: bytes, seed: int) -> dict:
@@ -92,12 +95,60 @@ def test_image_folder_names_and_mapping(tmp_path):
     assert str(b.data.images[0]).endswith("0.png")
 
 
-def test_imagenet_folders_get_readable_names_by_default(tmp_path):
-    _images(tmp_path / "val", ["n01440764", "n02012849"], per_class=1)
-    assert load_benchmark("imagenet", "val", tmp_path).class_names == ["tench", "crane bird"]
-    _images(tmp_path / "v2", ["0", "517"], per_class=1)
+def test_imagenet_folders_get_clip_names_by_default_wordnet_by_option(tmp_path):
+    _images(tmp_path / "val", ["n01440764", "n01514668", "n02012849"], per_class=1)
+    clip = load_benchmark("imagenet", "val", tmp_path)
+    assert clip.class_names == ["tench", "rooster", "crane bird"]
+    wordnet = load_benchmark("imagenet", "val", tmp_path, class_names="wordnet")
+    assert wordnet.class_names == ["tench", "cock", "crane bird"]
+    assert wordnet.key != clip.key
+    _images(tmp_path / "v2", ["0", "7", "517"], per_class=1)
     v2 = load_benchmark("imagenet-v2", root=tmp_path / "v2")
-    assert v2.class_names == ["tench", "construction crane"]
+    assert v2.class_names == ["tench", "rooster", "construction crane"]
+    v2_wordnet = load_benchmark("imagenet-v2", root=tmp_path / "v2", class_names="wordnet")
+    assert v2_wordnet.class_names == ["tench", "cock", "construction crane"]
+    assert v2_wordnet.key != v2.key
+
+
+def test_imagenet_flat_validation_images_with_the_devkit(tmp_path):
+    synsets = [(1, "n01514668", 0), (2, "n01440764", 0), (3, "n01494475", 0), (4, "n00001740", 3)]
+    kit = write_devkit(tmp_path / "kit" / "ILSVRC2012_devkit_t12", synsets)
+    archive = tmp_path / "ILSVRC2012_devkit_t12.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(kit, arcname="ILSVRC2012_devkit_t12")
+    write_images(tmp_path / "imagenet" / "ILSVRC2012_img_val", range(1, 7))
+    b = load_benchmark("imagenet", "val", tmp_path / "imagenet", devkit=archive)
+    # ground truth IDs 3 1 2 2 3 1 -> wnids sorted: n01440764 (0), n01494475 (1), n01514668 (2)
+    assert list(b.labels) == [1, 2, 0, 0, 1, 2] and b.templates == IMAGENET_TEMPLATES
+    assert b.class_names == ["tench", "hammerhead shark", "rooster"]
+    found = load_benchmark("imagenet", root=tmp_path / "imagenet", class_names="wordnet")
+    assert found.class_names == ["tench", "hammerhead", "cock"]  # the devkit next to root
+    assert list(found.labels) == list(b.labels)
+
+
+def _pets_breeds(root, folders):
+    for folder in folders:
+        (root / folder).mkdir(parents=True)
+        Image.new("RGB", (4, 4)).save(root / folder / "1.jpg")
+
+
+def test_pets_oxford_files_and_breed_folders_with_clip_names(tmp_path):
+    clip = clip_class_names("pets")
+    standard = [(name.replace(" ", "_").lower() + "_1", i + 1, 1, 1) for i, name in enumerate(clip)]
+    write_pets(tmp_path / "oxford-iiit-pet", standard[::-1], standard[:2])
+    b = load_benchmark("pets", root=tmp_path)
+    assert b.class_names == clip and list(b.labels) == list(range(36, -1, -1))
+    assert b.templates == PETS_TEMPLATES
+    train = load_benchmark("pets", "train", tmp_path / "oxford-iiit-pet")
+    assert train.class_names == ["Abyssinian", "American Bulldog"]  # not the 37: as derived
+    _pets_breeds(tmp_path / "breeds", [n.replace(" ", "_").lower() for n in clip])
+    folders = load_benchmark("pets", root=tmp_path / "breeds")
+    assert sorted(folders.class_names) == sorted(clip)
+    assert folders.class_names[0] == "Abyssinian" and "German Shorthaired" in folders.class_names
+    _pets_breeds(tmp_path / "few", ["great_pyrenees", "pug"])
+    assert load_benchmark("pets", root=tmp_path / "few").class_names == ["great pyrenees", "pug"]
+    named = load_benchmark("pets", root=tmp_path / "few", class_names={"pug": "a pug dog"})
+    assert named.class_names == ["great_pyrenees", "a pug dog"]
 
 
 def test_image_folder_numeric_classes_like_imagenet_v2(tmp_path):

@@ -7,8 +7,8 @@ from asif.evaluation.evaluations_table import EvaluationsTable
 from tests.evaluation.test_evaluations_table import _row
 
 
-def _eval_row(key, version, top1, class_accuracy):
-    row = _row(key, version, top1)
+def _eval_row(key, version, acc1, class_accuracy):
+    row = _row(key, version, acc1)
     row.update(
         benchmark_key="fm-key", class_names=["a", "b", "c"], class_accuracy=class_accuracy,
         class_count=[10, 10, 10], n_anchors=100, table_rows=100,

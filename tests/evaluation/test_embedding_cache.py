@@ -1,5 +1,7 @@
 import numpy as np
+import pytest
 
+from asif.evaluation import embedding_cache
 from asif.evaluation.benchmarks import load_benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache, default_cache_dir
 
@@ -47,3 +49,35 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert "asif" in str(default_cache_dir("s3://bucket/db"))
     monkeypatch.setenv("ASIF_EVAL_CACHE", str(tmp_path / "c"))
     assert default_cache_dir(str(tmp_path)) == tmp_path / "c"
+
+
+class FailingEncoder(CountingEncoder):
+    """Embeds the first `good` calls, then fails: an interrupted run."""
+
+    def __init__(self, good):
+        super().__init__()
+        self.good = good
+        self.sizes = []
+
+    def encode(self, items, batch_size=32, progress=False):
+        if self.calls >= self.good:
+            raise KeyboardInterrupt
+        self.sizes.append(len(items))
+        return super().encode(items, batch_size, progress)
+
+
+def test_an_interrupted_embedding_resumes_from_its_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(embedding_cache, "EMBED_CHUNK", 8)
+    b = load_benchmark("digits", limit=20)  # chunks of 8, 8 and 4 images
+    cache = EmbeddingCache(tmp_path)
+    interrupted = FailingEncoder(good=2)
+    with pytest.raises(KeyboardInterrupt):
+        cache.image_embeddings(b, "enc", lambda: interrupted)
+    assert not cache.image_path(b, "enc").is_file()
+    resumed = FailingEncoder(good=1)
+    x = cache.image_embeddings(b, "enc", lambda: resumed)
+    assert resumed.sizes == [4]  # only the chunk not done before
+    whole = CountingEncoder().encode([None] * 8)
+    np.testing.assert_array_equal(x[:8], whole)  # the stored chunk, in its place
+    assert x.shape == (20, 4) and not cache.image_path(b, "enc").with_suffix(".parts").exists()
+    np.testing.assert_array_equal(cache.image_embeddings(b, "enc", lambda: resumed), x)

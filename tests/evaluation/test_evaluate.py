@@ -8,8 +8,8 @@ from asif.errors import SettingsError, StrategyError
 from asif.evaluation.embedding_cache import EmbeddingCache
 from asif.evaluation.evaluate import EvalConfig, evaluate_version, settings_key, unknown_curve
 from asif.evaluation.evaluations_table import EVALUATIONS_SCHEMA, EvaluationsTable
+from asif.evaluation.scoring import Answers
 from asif.model.settings import ModelSettings
-from asif.model.zero_shot import Prediction
 from tests.evaluation.shared import K
 
 
@@ -33,8 +33,8 @@ def test_bad_settings_fail_before_anything_is_embedded(anchor_table, benchmark, 
 
 def test_accuracy_far_above_chance(anchor_table, benchmark, cache):
     (row,) = evaluate_version(anchor_table, [benchmark], [EvalConfig(k=K)], cache=cache)
-    assert row["top1"] >= 0.4, row["top1"]  # chance: 0.1
-    assert row["top5"] >= row["top1"]
+    assert row["acc1"] >= 0.4, row["acc1"]  # chance: 0.1
+    assert row["acc5"] >= row["acc1"]
     assert (row["k"], row["p"]) == (K, EvalConfig().p)
     assert row["table_version"] == anchor_table.version and row["study"] == "main"
     assert row["n_anchors"] == row["table_rows"] == len(anchor_table)
@@ -42,11 +42,11 @@ def test_accuracy_far_above_chance(anchor_table, benchmark, cache):
     assert row["n_images"] == len(benchmark) and row["n_classes"] == 10
     assert set(row) == set(EVALUATIONS_SCHEMA.names)
     assert sum(a * n for a, n in zip(row["class_accuracy"], row["class_count"], strict=True)) == (
-        pytest.approx(row["top1"] * row["n_images"])
+        pytest.approx(row["acc1"] * row["n_images"])
     )
     acc, unk, wrong = (np.array(row[c]) for c in ("curve_accuracy", "curve_unknown", "curve_wrong"))
     np.testing.assert_allclose(acc + unk + wrong, 1.0)
-    assert acc[0] == pytest.approx(row["top1"]) and unk[0] == 0.0
+    assert acc[0] == pytest.approx(row["acc1"]) and unk[0] == 0.0
     assert np.all(np.diff(row["thresholds"]) >= 0) and np.all(np.diff(unk) >= 0)
 
 
@@ -63,7 +63,7 @@ def test_re_evaluation_is_a_no_op_unless_forced(anchor_table, benchmark, cache, 
     )
     assert len(evaluations) == 2
     assert [r["run_id"] for r in again] == [r["run_id"] for r in first]
-    assert [r["top1"] for r in again] == [r["top1"] for r in first]
+    assert [r["acc1"] for r in again] == [r["acc1"] for r in first]
     evaluate_version(
         anchor_table, [benchmark], configs, cache=cache, evaluations=evaluations, force=True
     )
@@ -86,9 +86,8 @@ def test_anchor_subsets_and_settings_keys(anchor_table, benchmark, cache):
 
 
 def test_unknown_curve_with_fixed_thresholds():
-    scores = np.array([[0.9, 0.1], [0.2, 0.3], [0.05, 0.01]])
-    pred = Prediction.from_scores(scores, ["a", "b"])
-    curve = unknown_curve(pred, np.array([0, 0, 0]), [0.0, 0.1, 0.5, 1.0])
+    answers = Answers(top=np.array([[0, 1], [1, 0], [0, 1]]), best=np.array([0.9, 0.3, 0.05]))
+    curve = unknown_curve(answers, np.array([0, 0, 0]), [0.0, 0.1, 0.5, 1.0])
     assert curve.accuracy == pytest.approx([2 / 3, 1 / 3, 1 / 3, 0])
     assert curve.unknown == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert curve.wrong == pytest.approx([1 / 3, 1 / 3, 0, 0])

@@ -15,7 +15,7 @@ def test_the_pipeline_demo_builds_evaluates_and_resumes(tmp_path, monkeypatch):
     assert len(lines) == 30 and all(line.count("\t") == 1 for line in lines)
     assert lines[0].startswith("http://127.0.0.1:")  # url TAB caption, no header
     assert first.summary.totals.inserted == 30 and first.evaluation["n_anchors"] == 30
-    assert first.evaluation["n_images"] == 40 and first.evaluation["top1"] > 0.1  # chance 0.1
+    assert first.evaluation["n_images"] == 40 and first.evaluation["acc1"] > 0.1  # chance 0.1
     assert first.explanation.anchors
     report = first.report()
     assert "top-1" in report and f"asif serve --table {table}" in report

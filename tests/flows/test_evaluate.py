@@ -29,7 +29,7 @@ def test_flow_evaluates_studies_compares_and_publishes(api, tmp_path):
     )
     first = evaluate(**params, version=v1)
     assert first["version"] == v1 and first["comparisons"] == []
-    assert first["rows"][0]["top1"] >= 0.4
+    assert first["rows"][0]["acc1"] >= 0.4
 
     make_anchor_table(tmp_path / "db", slice(60, None))
     out = evaluate(
@@ -44,7 +44,7 @@ def test_flow_evaluates_studies_compares_and_publishes(api, tmp_path):
     assert v2 > v1
     (cmp,) = out["comparisons"]
     assert (cmp["before_version"], cmp["after_version"]) == (v1, v2)
-    assert cmp["top1_before"] == first["rows"][0]["top1"]
+    assert cmp["acc1_before"] == first["rows"][0]["acc1"]
     assert len(cmp["classes"]) == 10
     assert len(out["plots"]) == 4 and all(p.endswith(".png") for p in out["plots"])
     anchors_series = json.loads(open(out["plots"][1].replace(".png", ".json")).read())["series"]

@@ -123,7 +123,7 @@ def test_anchor_update_event_triggers_evaluation(prefect_server, tmp_path):  # n
 
         rows = EvaluationsTable.open(str(db)).read().to_pylist()
         assert [(r["table_version"], r["run_id"]) for r in rows] == [(table.version, first["id"])]
-        assert rows[0]["top1"] >= 0.4 and rows[0]["n_anchors"] == FIRST_ROWS
+        assert rows[0]["acc1"] >= 0.4 and rows[0]["n_anchors"] == FIRST_ROWS
 
         second_table = make_anchor_table(db, slice(FIRST_ROWS, None))
         assert second_table.version > table.version
@@ -134,4 +134,4 @@ def test_anchor_update_event_triggers_evaluation(prefect_server, tmp_path):  # n
     by_version = {r["table_version"]: r for r in rows}
     assert sorted(by_version) == [table.version, second_table.version] and len(rows) == 2
     assert by_version[second_table.version]["n_anchors"] == len(second_table)
-    assert by_version[second_table.version]["top1"] >= 0.4
+    assert by_version[second_table.version]["acc1"] >= 0.4

@@ -30,7 +30,7 @@ from asif.datasets import FASHION_MNIST_ROOT, LabelledImages, digits, fashion_mn
 from asif.datasets.imagenet_val import load_imagenet_val, val_images_folder
 from asif.datasets.pets import load_pets, pets_root
 from asif.encoders.images import IMAGE_SUFFIXES
-from asif.errors import DatasetError
+from asif.errors import DatasetError, require_positive_int
 from asif.evaluation.imagenet import NAME_SOURCES, clip_class_names, imagenet_names
 from asif.evaluation.retrieval_benchmarks import (
     RETRIEVAL_BENCHMARKS,
@@ -385,6 +385,8 @@ def load_benchmark(
     `class_names=` for folders, `annotations=` for retrieval, dataset arguments for
     torchvision).
     """
+    if limit is not None:
+        require_positive_int("limit", limit)
     root = Path(root).expanduser().resolve() if root is not None else None
     key = benchmark_key(name, split, root, options, limit, seed)
     if name in RETRIEVAL_BENCHMARKS:

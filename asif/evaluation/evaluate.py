@@ -23,6 +23,7 @@ from typing import TypeVar
 import numpy as np
 
 from asif.encoders import load_image_encoder, load_text_encoder
+from asif.encoders.base import ImageEncoder, TextEncoder
 from asif.evaluation.batches import BatchRunner, default_runner
 from asif.evaluation.benchmarks import AnyBenchmark, Benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
@@ -32,7 +33,7 @@ from asif.evaluation.retrieval_benchmarks import RetrievalBenchmark
 from asif.evaluation.scoring import Answers, classify, retrieval_ranks
 from asif.model import AsifModel
 from asif.model.from_table import model_from_table
-from asif.model.settings import DEFAULT_K, DEFAULT_P
+from asif.model.settings import DEFAULT_K, DEFAULT_P, ModelSettings
 from asif.model.zero_shot import DEFAULT_STRATEGY, Strategy, check_strategy, prompts
 from asif.store.table import AnchorTable
 
@@ -237,7 +238,12 @@ class _Measurement:
         for c in configs:  # before embedding anything, so bad settings fail fast
             if _variant_key(c) not in models:
                 models[_variant_key(c)] = _variant(base, c)
-        embedded = {b.key: self._embed(b, base) for b in benchmarks}
+        names = base.settings  # each encoder loaded at most once a run, and only on a miss
+        encoders = (
+            cache_loader(load_image_encoder, names.image_encoder),
+            cache_loader(load_text_encoder, names.text_encoder),
+        )
+        embedded = {b.key: self._embed(b, names, *encoders) for b in benchmarks}
         tags = ",".join(sorted(t for t, v in self.table.tags().items() if v == self.table.version))
         common = {
             "run_id": self.run_id,
@@ -280,21 +286,20 @@ class _Measurement:
                     }
         return rows
 
-    def _embed(self, b: AnyBenchmark, base: AsifModel) -> tuple[np.ndarray, np.ndarray, float]:
+    def _embed(
+        self,
+        b: AnyBenchmark,
+        names: ModelSettings,
+        image_encoder: Callable[[], ImageEncoder],
+        text_encoder: Callable[[], TextEncoder],
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """The benchmark's image embeddings and its prompts' or captions' (cached)."""
-        names = base.settings
         start = time.perf_counter()
         images = self.cache.image_embeddings(
-            b,
-            names.image_encoder,
-            cache_loader(load_image_encoder, names.image_encoder),
-            self.batch_size,
-            self.progress,
+            b, names.image_encoder, image_encoder, self.batch_size, self.progress
         )
         texts = prompts(b.class_names, b.templates) if isinstance(b, Benchmark) else b.captions
-        text_embeddings = self.cache.text_embeddings(
-            texts, names.text_encoder, cache_loader(load_text_encoder, names.text_encoder)
-        )
+        text_embeddings = self.cache.text_embeddings(texts, names.text_encoder, text_encoder)
         return images, text_embeddings, time.perf_counter() - start
 
     def _results(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from asif.errors import SettingsError
 from asif.evaluation.benchmarks import limit_rows, load_benchmark, load_cifar, load_image_folder
 from asif.evaluation.imagenet import clip_class_names
 from asif.evaluation.templates import CIFAR_TEMPLATES, IMAGENET_TEMPLATES, PETS_TEMPLATES
@@ -187,3 +188,10 @@ def test_limit_rows_is_balanced_and_sorted():
     rows = limit_rows(labels, 12)
     assert np.all(np.diff(rows) > 0) and list(np.bincount(labels[rows])) == [4, 4, 4]
     assert list(np.bincount(labels[limit_rows(labels, 30)])) == [13, 5, 12]
+
+
+@pytest.mark.parametrize("limit", [0, -5, 2.5])
+def test_a_limit_must_be_a_positive_integer(limit):
+    """-5 kept all but 5 images and 0 an empty set, silently."""
+    with pytest.raises(SettingsError, match="limit must be a positive integer"):
+        load_benchmark("digits", limit=limit)

@@ -51,6 +51,10 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert default_cache_dir(str(tmp_path)) == tmp_path / "c"
 
 
+class Interrupted(Exception):
+    """A run killed mid-embedding (not KeyboardInterrupt: that would stop pytest itself)."""
+
+
 class FailingEncoder(CountingEncoder):
     """Embeds the first `good` calls, then fails: an interrupted run."""
 
@@ -61,7 +65,7 @@ class FailingEncoder(CountingEncoder):
 
     def encode(self, items, batch_size=32, progress=False):
         if self.calls >= self.good:
-            raise KeyboardInterrupt
+            raise Interrupted
         self.sizes.append(len(items))
         return super().encode(items, batch_size, progress)
 
@@ -71,7 +75,7 @@ def test_an_interrupted_embedding_resumes_from_its_chunks(tmp_path, monkeypatch)
     b = load_benchmark("digits", limit=20)  # chunks of 8, 8 and 4 images
     cache = EmbeddingCache(tmp_path)
     interrupted = FailingEncoder(good=2)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):
         cache.image_embeddings(b, "enc", lambda: interrupted)
     assert not cache.image_path(b, "enc").is_file()
     resumed = FailingEncoder(good=1)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from asif.errors import SettingsError, StrategyError
+from asif.evaluation.benchmarks import load_benchmark
 from asif.evaluation.embedding_cache import EmbeddingCache
 from asif.evaluation.evaluate import EvalConfig, evaluate_version, settings_key, unknown_curve
 from asif.evaluation.evaluations_table import EVALUATIONS_SCHEMA, EvaluationsTable
@@ -91,3 +92,16 @@ def test_unknown_curve_with_fixed_thresholds():
     assert curve.accuracy == pytest.approx([2 / 3, 1 / 3, 1 / 3, 0])
     assert curve.unknown == pytest.approx([0, 1 / 3, 2 / 3, 1])
     assert curve.wrong == pytest.approx([1 / 3, 1 / 3, 0, 0])
+
+
+def test_each_encoder_is_loaded_once_a_run(anchor_table, tmp_path, monkeypatch):
+    """Two benchmarks missing from the cache: one image and one text encoder load."""
+    from asif.evaluation import evaluate as module
+
+    loads = []
+    for name in ("load_image_encoder", "load_text_encoder"):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda spec, real=real: loads.append(spec) or real(spec))
+    benchmarks = [load_benchmark("fashion-mnist", limit=10), load_benchmark("digits", limit=10)]
+    evaluate_version(anchor_table, benchmarks, [EvalConfig(k=K)], cache=EmbeddingCache(tmp_path))
+    assert len(loads) == 2, loads

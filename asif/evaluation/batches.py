@@ -12,7 +12,7 @@ pool.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import numpy as np
@@ -58,6 +58,16 @@ def _joined(parts: list[Columns]) -> Columns:
     return {k: v[order] for k, v in joined.items()}
 
 
+def _collected(parts: Iterable[Columns], n: int, desc: str, progress: bool) -> Columns:
+    """The parts as they come, counted on a progress bar if asked, joined in row order."""
+    done = []
+    with tqdm(total=n, desc=desc, unit="row", disable=not progress) as bar:
+        for part in parts:
+            done.append(part)
+            bar.update(len(part[ROW]))
+    return _joined(done)
+
+
 def _with_rows(fn: BatchFn, shared: Any, start: int, stop: int) -> Columns:
     return {**fn(shared, start, stop), ROW: np.arange(start, stop)}
 
@@ -74,12 +84,8 @@ class LocalBatches:
         ranges = _ranges(n, batch_size)
         if not ranges:
             return _empty(fn, shared)
-        parts = []
-        with tqdm(total=n, desc=desc, unit="row", disable=not self.progress) as bar:
-            for start, stop in ranges:
-                parts.append(_with_rows(fn, shared, start, stop))
-                bar.update(stop - start)
-        return _joined(parts)
+        parts = (_with_rows(fn, shared, start, stop) for start, stop in ranges)
+        return _collected(parts, n, desc, self.progress)
 
 
 class _BatchActor:
@@ -131,12 +137,11 @@ class RayBatches:
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
         )
-        parts = []
-        with tqdm(total=n, desc=desc, unit="row", disable=not self.progress) as bar:
-            for part in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-                parts.append({k: np.asarray(v) for k, v in part.items()})
-                bar.update(len(part[ROW]))
-        return _joined(parts)
+        parts = (
+            {k: np.asarray(v) for k, v in part.items()}
+            for part in dataset.iter_batches(batch_size=None, batch_format="numpy")
+        )
+        return _collected(parts, n, desc, self.progress)
 
 
 def default_runner(progress: bool = False) -> BatchRunner:

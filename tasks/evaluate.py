@@ -13,7 +13,8 @@ from asif.evaluation.benchmarks import AnyBenchmark, Benchmark, load_benchmark
 from asif.evaluation.compare import Comparison, compare_rows, compare_with_previous
 from asif.evaluation.evaluate import EvalConfig, evaluate_version
 from asif.evaluation.evaluations_table import Row
-from asif.evaluation.exports import CLASSIFICATION, Exported, export
+from asif.evaluation.exports import Exported, export
+from asif.evaluation.metrics import CLASSIFICATION
 from asif.evaluation.report import image_markdown, results_markdown, row_summary
 from asif.evaluation.run import EvaluationSetup
 from asif.evaluation.studies import StudyOptions, StudyResult, run_study

@@ -32,6 +32,7 @@ from asif.datasets.pets import load_pets, pets_root
 from asif.encoders.images import IMAGE_SUFFIXES
 from asif.errors import DatasetError, require_positive_int
 from asif.evaluation.imagenet import NAME_SOURCES, clip_class_names, imagenet_names
+from asif.evaluation.metrics import CLASSIFICATION
 from asif.evaluation.retrieval_benchmarks import (
     RETRIEVAL_BENCHMARKS,
     RetrievalBenchmark,
@@ -57,7 +58,7 @@ class Benchmark:
     data: LabelledImages
     templates: tuple[str, ...]
     key: str
-    task: ClassVar[str] = "zeroshot_classification"
+    task: ClassVar[str] = CLASSIFICATION
 
     @property
     def fingerprint(self) -> str:

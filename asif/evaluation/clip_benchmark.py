@@ -20,13 +20,13 @@ from pathlib import Path
 
 from asif.evaluation.benchmarks import file_safe
 from asif.evaluation.evaluations_table import Row
-from asif.evaluation.metrics import RECALL_KS
+from asif.evaluation.metrics import CLASSIFICATION, RECALL_KS, RETRIEVAL
 from asif.files import atomic_write_text
 
 LANGUAGE = "en"
 METRICS = {
-    "zeroshot_classification": ("acc1", "acc5", "mean_per_class_recall"),
-    "zeroshot_retrieval": tuple(
+    CLASSIFICATION: ("acc1", "acc5", "mean_per_class_recall"),
+    RETRIEVAL: tuple(
         f"{side}_retrieval_recall@{k}" for side in ("image", "text") for k in RECALL_KS
     ),
 }

@@ -32,7 +32,7 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
-from asif.evaluation.metrics import RECALL_KS
+from asif.evaluation.metrics import CLASSIFICATION, RECALL_KS
 from asif.store.sql import quote
 
 DEFAULT_NAME = "evaluations"
@@ -154,4 +154,4 @@ def _upgrade(tbl: Any) -> None:
     if missing:
         tbl.add_columns(missing)
     if "task" in {f.name for f in missing}:
-        tbl.update(where="task IS NULL", values={"task": "zeroshot_classification"})
+        tbl.update(where="task IS NULL", values={"task": CLASSIFICATION})

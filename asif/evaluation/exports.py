@@ -10,11 +10,10 @@ from pathlib import Path
 
 from asif.evaluation.clip_benchmark import build_csv, write_results
 from asif.evaluation.evaluations_table import Row
+from asif.evaluation.metrics import CLASSIFICATION
 from asif.evaluation.paper import paper_plot, paper_table
 from asif.evaluation.plots import Plot, unknown_plot
 from asif.files import atomic_write_text
-
-CLASSIFICATION = "zeroshot_classification"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+CLASSIFICATION = "zeroshot_classification"
+RETRIEVAL = "zeroshot_retrieval"
+"""The tasks, as CLIP_benchmark names them (the `task` of results and evaluations rows)."""
 RECALL_KS = (1, 5, 10)
 
 

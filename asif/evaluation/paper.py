@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from asif.evaluation.evaluations_table import Row  # noqa: E402
+from asif.evaluation.metrics import CLASSIFICATION  # noqa: E402
 from asif.evaluation.plots import Plot, Series, with_sidecar  # noqa: E402
 
 PAPER_ACC1 = {"imagenet": 55.4, "cifar100": 63.3, "pets": 71.5, "imagenet-v2": 45.6}
@@ -29,7 +30,7 @@ PAPER_SPLITS = {"imagenet": "val"}
 
 
 def _acc1(rows: Sequence[Row]) -> dict[str, Row]:
-    return {r["benchmark"]: r for r in rows if r["task"] == "zeroshot_classification"}
+    return {r["benchmark"]: r for r in rows if r["task"] == CLASSIFICATION}
 
 
 def paper_table(rows: Sequence[Row]) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from asif.evaluation.evaluations_table import Row
-from asif.evaluation.metrics import RECALL_KS
+from asif.evaluation.metrics import CLASSIFICATION, RECALL_KS, RETRIEVAL
 
 SUMMARY_COLUMNS = (
     "benchmark",
@@ -49,7 +49,7 @@ def markdown_table(rows: Sequence[Row], columns: Sequence[str] = SUMMARY_COLUMNS
 def row_summary(row: Row) -> str:
     """One line: the version, the benchmark and its headline metrics."""
     where = f"{row['table_name']} v{row['table_version']} on {row['benchmark']}"
-    if row["task"] == "zeroshot_retrieval":
+    if row["task"] == RETRIEVAL:
         recalls = "/".join(f"{row[f'image_retrieval_recall_at_{k}']:.4f}" for k in RECALL_KS)
         texts = "/".join(f"{row[f'text_retrieval_recall_at_{k}']:.4f}" for k in RECALL_KS)
         ks = "/".join(map(str, RECALL_KS))
@@ -65,8 +65,8 @@ def results_markdown(rows: Sequence[Row]) -> str:
     tables = [
         markdown_table(chosen, columns)
         for task, columns in (
-            ("zeroshot_classification", SUMMARY_COLUMNS),
-            ("zeroshot_retrieval", RETRIEVAL_COLUMNS),
+            (CLASSIFICATION, SUMMARY_COLUMNS),
+            (RETRIEVAL, RETRIEVAL_COLUMNS),
         )
         if (chosen := [r for r in rows if r["task"] == task])
     ]

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from asif.datasets.captioned import CaptionedImages, load_captioned
+from asif.evaluation.metrics import RETRIEVAL
 
 RETRIEVAL_BENCHMARKS = ("coco", "flickr30k", "flickr8k", "captioned-folder")
 
@@ -28,7 +29,7 @@ class RetrievalBenchmark:
     split: str
     data: CaptionedImages
     key: str
-    task: ClassVar[str] = "zeroshot_retrieval"
+    task: ClassVar[str] = RETRIEVAL
 
     @property
     def captions(self) -> list[str]:

@@ -68,7 +68,7 @@ class PipelineDemoResult:
                 str(self.explanation),
                 "",
                 f"url list (CC12M's layout: url TAB caption, no header): {self.url_list}",
-                "serve the table (it follows every new version):",
+                "serve the table (it follows every new version; its page: http://127.0.0.1:8000/):",
                 f"  .venv/bin/asif serve --table {self.table_uri}",
             ]
         )

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine: the Debian data set used by the demo and tests, then .venv with the project.
+# Sets up a fresh machine: the Debian packages the demo and tests use, then .venv with the project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+# Debian packages: the data set, and the headless browser the web page's tests drive.
+packages=()
+[ -d /usr/share/datasets/fashion-mnist ] || packages+=(dataset-fashion-mnist)
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
+if [ ${#packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq dataset-fashion-mnist
+  $sudo apt-get install -y -qq "${packages[@]}"
 fi
 
 PY=${PYTHON:-python3.11}

@@ -143,6 +143,43 @@ class EvaluationsTable:
         return found
 
 
+def recent_evaluations(
+    uri: str,
+    table_name: str,
+    columns: Sequence[str],
+    limit: int,
+    *,
+    name: str = DEFAULT_NAME,
+    storage_options: Mapping[str, str] | None = None,
+) -> list[Row]:
+    """The newest `limit` main-study rows evaluating anchor table `table_name`, newest first,
+    read without creating or upgrading anything (for readers such as the service).
+
+    Empty when the database has no evaluations table; columns a table made by an earlier
+    release lacks are None (its old names read under the new ones).
+    """
+    db = lancedb.connect(uri, storage_options=dict(storage_options or {}) or None)
+    try:
+        dataset = db.open_table(name).to_lance()
+    except ValueError:  # no evaluations yet
+        return []
+    present = set(dataset.schema.names)
+    if not {"table_name", "study", "evaluated_at"} <= present:
+        return []
+    old_names = {new: old for old, new in RENAMED.items()}
+    readable: dict[str, str] = {}
+    for column in columns:
+        stored = column if column in present else old_names.get(column, "")
+        if stored in present:
+            readable[column] = stored
+    found = dataset.to_table(
+        columns=list(dict.fromkeys([*readable.values(), "evaluated_at"])),
+        filter=f"table_name = {quote(table_name)} AND study = 'main'",
+    )
+    rows = found.sort_by([("evaluated_at", "descending")]).slice(0, limit).to_pylist()
+    return [{c: row[readable[c]] if c in readable else None for c in columns} for row in rows]
+
+
 def _upgrade(tbl: Any) -> None:
     """Bring a table made by an earlier release to `EVALUATIONS_SCHEMA`: renamed columns
     renamed, new ones added as nulls (rows of old classification runs get task set)."""

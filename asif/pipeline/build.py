@@ -121,7 +121,8 @@ class AnchorTarget:
         return f"{absolute_uri(self.location.uri).rstrip('/')}/{self.location.name}.lance"
 
     def writable(self) -> AnchorTable:
-        """The table, created empty (its first version) if it does not exist yet."""
+        """The table, created empty (its first version) if it does not exist yet, and given
+        the columns of this release (`AnchorTable.upgrade`) if an earlier one made it."""
         if self.table is None:
             self.table = self.location.create_or_open(
                 image_encoder=self.image_encoder,
@@ -129,6 +130,7 @@ class AnchorTarget:
                 image_dim=self.image_dim,
                 text_dim=self.text_dim,
             )
+        self.table.upgrade()
         return self.table
 
 
@@ -186,7 +188,8 @@ def embed_and_commit(
     groups them (`options.rows_per_batch` rows, or fewer after `options.commit_seconds`).
     Quarantined batches are counted and skipped, never
     fatal; a shard enters the ledger once all its image rows were committed or quarantined
-    (shards without images at once).
+    (shards without images at once). After a run that committed rows the id index is rebuilt
+    (`AnchorTable.index_ids`), so the service finds an anchor by id without a scan.
     """
     tracker = tracker or ProgressTracker()
     ledger = ShardLedger(stats.output_dir, target.dataset_uri)
@@ -214,6 +217,9 @@ def embed_and_commit(
         seen.update(_shard_names(batch.failed))
         totals.decode_failures += batch.failed.num_rows
         ledger.mark(name for name, n in seen.items() if n >= expected.get(name, n + 1))
+    if totals.committed_batches:
+        version = target.writable().index_ids()
+        tracker.say(f"indexed the ids of {target.rows:,} rows -> version {version}")
     return totals
 
 

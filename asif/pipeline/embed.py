@@ -7,7 +7,8 @@ by batch while the embedding goes on: a batch is yielded once it holds `rows_per
 once its first row has waited `commit_seconds`, so a killed run loses only the rows in flight.
 Rows whose image bytes do not decode are dropped and reported in each batch's `failed` table;
 they never stop the job. `width`/`height` are the source image's (img2dataset's
-`original_width`/`original_height`), not the resized copy's in the shard.
+`original_width`/`original_height`), not the resized copy's in the shard; the `thumbnail`
+(`asif.store.thumbnails`) is made from the image the encoder decoded.
 
 Shards are read by plain pyarrow/tarfile code in Ray tasks (one shard per task), not by
 `ray.data.read_parquet`/`read_webdataset`: in Ray 2.60 those list files in a task that needs a
@@ -42,6 +43,7 @@ import pyarrow.parquet as pq
 
 from asif.encoders.common import PRECISIONS, EncoderSettings, Precision
 from asif.store.batch import build_anchor_batch
+from asif.store.thumbnails import THUMBNAIL_SIDE
 
 if TYPE_CHECKING:
     import ray.data
@@ -95,6 +97,7 @@ class EmbedOptions:
     of one (fractions share it); `use_gpu=None` uses GPUs when the cluster has them.
     `precision`, `channels_last`, `decode_threads` are the encoders' `EncoderSettings`
     (`decode_threads=None`: 1 on CPU actors, the actor's CPUs with a GPU; 0 decodes in turn).
+    Each row keeps a thumbnail at most `thumbnail_side` px a side (0: none).
     `ray_address` as in `init_ray`. Raises `ValueError` for a value out of range.
     """
 
@@ -113,6 +116,7 @@ class EmbedOptions:
     precision: Precision = "auto"
     channels_last: bool = True
     decode_threads: int | None = None
+    thumbnail_side: int = THUMBNAIL_SIDE
     ray_address: str | None = None
 
     def __post_init__(self) -> None:
@@ -128,6 +132,8 @@ class EmbedOptions:
             raise ValueError(f"commit_seconds must be 0 or more, not {self.commit_seconds}")
         if self.decode_threads is not None and self.decode_threads < 0:
             raise ValueError(f"decode_threads must be 0 or more, not {self.decode_threads}")
+        if self.thumbnail_side < 0:
+            raise ValueError(f"thumbnail_side must be 0 or more, not {self.thumbnail_side}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
 
@@ -135,8 +141,8 @@ class EmbedOptions:
 class ImageTextEmbedder:
     """Ray Data callable: `PAIR_SCHEMA` batches -> embedded rows plus `error`.
 
-    With decode threads a batch's images are decoded and resized while its captions are
-    encoded (no threads: in turn, before them).
+    With decode threads a batch's images are decoded and resized (and thumbnails made, unless
+    `thumbnail_side` is 0) while its captions are encoded (no threads: in turn, before them).
     """
 
     def __init__(
@@ -147,6 +153,7 @@ class ImageTextEmbedder:
         batch_size: int,
         threads: int,
         settings: EncoderSettings,
+        thumbnail_side: int = THUMBNAIL_SIDE,
     ) -> None:
         import torch
 
@@ -160,6 +167,7 @@ class ImageTextEmbedder:
         self.image_encoder = image
         self.text_encoder = load_text_encoder(text_encoder, device=device, settings=settings)
         self.batch_size = batch_size
+        self.thumbnail_side = thumbnail_side
         decoders = settings.decode_threads
         self.pool = ThreadPoolExecutor(decoders, thread_name_prefix="decode") if decoders else None
 
@@ -190,6 +198,7 @@ class ImageTextEmbedder:
             image_embeddings=image_emb,
             text_embeddings=text_emb,
             shard=rows["shard"].to_pylist(),
+            thumbnails=[image.thumbnail for image in images],
         )
         errors = pa.array([image.error for image in images], pa.string())
         return out.append_column(pa.field("error", pa.string()), errors)
@@ -197,19 +206,24 @@ class ImageTextEmbedder:
     def _prepare(self, url: str, data: bytes) -> _Decoded:
         from asif.encoders import decode_image
         from asif.errors import ImageDecodeError
+        from asif.store.thumbnails import make_thumbnail
 
         try:
             image = decode_image(data, source=url)
-            return _Decoded(image.size, self.image_encoder.prepare(image, source=url), None)
+            tensor = self.image_encoder.prepare(image, source=url)
         except ImageDecodeError as err:
-            return _Decoded((0, 0), None, str(err))
+            return _Decoded((0, 0), None, None, str(err))
+        side = self.thumbnail_side
+        return _Decoded(image.size, tensor, make_thumbnail(image, side) if side else None, None)
 
 
 class _Decoded(NamedTuple):
-    """One image of an actor's batch: its decoded size, its model input or why it failed."""
+    """One image of an actor's batch: its decoded size, its model input and thumbnail, or why
+    it failed."""
 
     size: tuple[int, int]
     tensor: torch.Tensor | None
+    thumbnail: bytes | None
     error: str | None
 
 
@@ -389,6 +403,7 @@ def embed_blocks(shards: Sequence[str | Path], options: EmbedOptions) -> Iterato
             "batch_size": batch_size,
             "threads": max(1, round(options.cpus_per_actor or cpus / actors)),
             "settings": settings,
+            "thumbnail_side": options.thumbnail_side,
         },
         compute=ray.data.ActorPoolStrategy(size=actors),
         batch_size=batch_size,

@@ -1,8 +1,9 @@
 """The FastAPI query service over a live ASIF model (`create_app`).
 
 The app is put together here: its settings in `app.state`, the error handlers
-(`asif.serve.errors`) and the routers (`asif.serve.routers`). Each handler gets the live
-model's current snapshot once, through `asif.serve.dependencies`, and answers from it alone.
+(`asif.serve.errors`), the routers (`asif.serve.routers`) and the web page's static files.
+Each handler gets the live model's current snapshot once, through `asif.serve.dependencies`,
+and answers from it alone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from asif.serve.access import Access
 from asif.serve.batching import ImageBatcher
@@ -20,6 +22,7 @@ from asif.serve.dependencies import ServiceSettings
 from asif.serve.errors import install_error_handlers
 from asif.serve.live_model import LiveModel
 from asif.serve.routers import ROUTERS
+from asif.serve.routers.page import STATIC
 from asif.serve.watcher import TableWatcher
 
 
@@ -66,4 +69,5 @@ def create_app(
         )
     for router in ROUTERS:
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

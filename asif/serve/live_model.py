@@ -79,6 +79,7 @@ class LiveModel:
         cache_dir: str | Path | None = None,
     ) -> None:
         self.uri, self.name = uri, name
+        self.storage_options = dict(storage_options) if storage_options else None
         self.cache_dir = cache_dir
         self.tag = version if isinstance(version, str) else None
         self.pinned = version is not None

@@ -81,6 +81,40 @@ class AnchorsResponse(Versioned):
     anchors: list[AnchorHit]
 
 
+class AnchorResponse(Versioned):
+    anchor_id: str
+    caption: str | None
+    url: str | None
+    width: int | None = Field(description="the source image's width in pixels")
+    height: int | None = Field(description="the source image's height in pixels")
+    shard: str | None = Field(description="the download shard the pair came from")
+    thumbnail: bool = Field(description="whether GET /anchors/{id}/thumbnail has an image")
+
+
+class EvaluationRow(BaseModel):
+    """One stored evaluation of a table version (the `evaluations` table's columns)."""
+
+    table_version: int
+    table_tags: str | None
+    benchmark: str
+    task: str | None
+    split: str | None
+    n_images: int | None
+    k: int | None
+    p: float | None
+    strategy: str | None
+    acc1: float | None
+    acc5: float | None
+    mean_per_class_recall: float | None
+    image_retrieval_recall_at_1: float | None
+    text_retrieval_recall_at_1: float | None
+    evaluated_at: datetime | None
+
+
+class EvaluationsResponse(BaseModel):
+    evaluations: list[EvaluationRow] = Field(description="newest first")
+
+
 class HealthResponse(BaseModel):
     status: str
     version: int
@@ -101,6 +135,7 @@ class VersionResponse(ServedBy):
     p: float
     precision: str
     approximate: bool
+    thumbnails: bool = Field(description="whether this version keeps anchor thumbnails")
     update: str = Field(description='how this version was loaded: "full" or "incremental"')
     update_seconds: float
     loaded_at: datetime

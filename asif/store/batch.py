@@ -42,8 +42,10 @@ def build_anchor_batch(
     image_encoder: str | None = None,
     text_encoder: str | None = None,
     ids: Sequence[str] | None = None,
+    thumbnails: Sequence[bytes | None] | None = None,
 ) -> pa.Table:
-    """A batch of anchor rows in the table's schema; ids default to `anchor_id(url, caption)`.
+    """A batch of anchor rows in the table's schema; ids default to `anchor_id(url, caption)`,
+    thumbnails (`asif.store.thumbnails`) to null.
 
     With both encoder names the batch carries the schema metadata, so `AnchorTable.upsert`
     can refuse it if it names other encoders than the table's.
@@ -54,6 +56,7 @@ def build_anchor_batch(
     if ids is None:
         ids = [anchor_id(u, c) for u, c in zip(urls, captions, strict=True)]
     shards = [shard] * n if isinstance(shard, str) else list(shard)
+    thumbs = [None] * n if thumbnails is None else list(thumbnails)
     lengths = {
         len(captions),
         len(widths),
@@ -62,6 +65,7 @@ def build_anchor_batch(
         len(text),
         len(ids),
         len(shards),
+        len(thumbs),
     }
     if lengths != {n}:
         raise SchemaMismatchError(
@@ -72,7 +76,7 @@ def build_anchor_batch(
         schema = anchor_schema(*dims, image_encoder, text_encoder)
     else:
         schema = anchor_columns(*dims)
-    columns = [ids, urls, captions, widths, heights, shards, image, text]
+    columns = [ids, urls, captions, widths, heights, shards, image, text, thumbs]
     arrays = [
         col if isinstance(col, pa.Array) else pa.array(col, type=field.type)
         for col, field in zip(columns, schema, strict=True)
@@ -133,9 +137,9 @@ def conform_batch(batch: pa.Table, target: pa.Schema, *, where: str) -> pa.Table
 
     Raises `EncoderMismatchError`, `DimensionMismatchError` (naming both sides) or
     `SchemaMismatchError` (missing column, lossy cast, null or duplicate ids, null embedding).
-    Columns not in the schema are dropped; nullable columns of the table beyond the anchor
-    columns (added by users) are null where the batch lacks them. `where` names the table in
-    the messages.
+    Columns not in the schema are dropped (a thumbnail for a table made before thumbnails);
+    nullable columns beyond the anchor columns (the thumbnail, or ones added by users) are null
+    where the batch lacks them. `where` names the table in the messages.
     """
     check_encoders(batch, target, where=where)
     missing = [c for c in COLUMNS if c not in batch.column_names]

@@ -2,7 +2,9 @@
 
 Schema (`anchor_schema`): ``id`` string not null (``anchor_id(url, caption)``), ``url``,
 ``caption``, ``width`` int32, ``height`` int32, ``shard`` (the source shard), and
-``image_embedding`` / ``text_embedding`` as ``fixed_size_list<float32>[d]``. The encoders'
+``image_embedding`` / ``text_embedding`` as ``fixed_size_list<float32>[d]``, and the optional
+``thumbnail`` binary (`asif.store.thumbnails`: null where none was kept; tables made before it
+gain the column when next opened for writing). The encoders'
 identity lives in the Arrow schema metadata (``asif.image_encoder``, ``asif.text_encoder``,
 ``asif.image_dim``, ``asif.text_dim``, ``asif.schema_version``); Lance keeps schema metadata
 in every manifest, so it survives appends, merges, deletes, compaction and reopening.
@@ -26,7 +28,11 @@ IDENTITY_KEYS = (META_IMAGE_ENCODER, META_TEXT_ENCODER, META_IMAGE_DIM, META_TEX
 
 ID, URL, CAPTION, WIDTH, HEIGHT, SHARD = "id", "url", "caption", "width", "height", "shard"
 IMAGE_EMBEDDING, TEXT_EMBEDDING = "image_embedding", "text_embedding"
+THUMBNAIL = "thumbnail"
 COLUMNS = (ID, URL, CAPTION, WIDTH, HEIGHT, SHARD, IMAGE_EMBEDDING, TEXT_EMBEDDING)
+"""The columns every anchor batch must have."""
+OPTIONAL_FIELDS = (pa.field(THUMBNAIL, pa.binary()),)
+"""Nullable columns of the schema a batch may lack (null there)."""
 
 
 def anchor_columns(image_dim: int, text_dim: int) -> pa.Schema:
@@ -45,6 +51,7 @@ def anchor_columns(image_dim: int, text_dim: int) -> pa.Schema:
             pa.field(SHARD, pa.string()),
             pa.field(IMAGE_EMBEDDING, pa.list_(pa.float32(), image_dim)),
             pa.field(TEXT_EMBEDDING, pa.list_(pa.float32(), text_dim)),
+            *OPTIONAL_FIELDS,
         ]
     )
 

@@ -31,6 +31,7 @@ from typing import Any
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.index import BTree
 
 from asif.errors import (
     SchemaMismatchError,
@@ -46,7 +47,9 @@ from asif.store.schema import (
     META_IMAGE_ENCODER,
     META_TEXT_DIM,
     META_TEXT_ENCODER,
+    OPTIONAL_FIELDS,
     TEXT_EMBEDDING,
+    THUMBNAIL,
     URL,
     anchor_schema,
     decode_metadata,
@@ -148,7 +151,17 @@ class AnchorTable:
                 tbl = db.open_table(name)
         table = cls(tbl, uri=uri, name=name, storage_options=storage_options)
         check_encoders(schema, table.schema, where=table._where, what="the requested model")
+        table.upgrade()
         return table
+
+    def upgrade(self) -> None:
+        """Give a table made by an earlier release the optional columns it lacks (all null),
+        as one new version with no data rewritten; nothing if it has them."""
+        missing = [f for f in OPTIONAL_FIELDS if f.name not in self.schema.names]
+        if missing:
+            self._writable()
+            self._tbl.add_columns(missing)
+            self._meta = decode_metadata(self._tbl.schema)
 
     @classmethod
     def open(
@@ -214,6 +227,11 @@ class AnchorTable:
     @property
     def schema(self) -> pa.Schema:
         return self._tbl.schema
+
+    @property
+    def has_thumbnails(self) -> bool:
+        """Whether this version has the thumbnail column (rows may still be null there)."""
+        return THUMBNAIL in self.schema.names
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -289,6 +307,17 @@ class AnchorTable:
             version=int(res.version),
         )
 
+    def index_ids(self) -> int:
+        """(Re)build the scalar index on `id`; returns the version after.
+
+        `lookup` (the service's `/anchors/{id}`) then reads a few KB instead of the whole id
+        column: 2-3 ms instead of 34 ms at 1M rows. Rows written later are still found, by a
+        scan of the part the index does not cover, until the next rebuild.
+        """
+        self._writable()
+        self._tbl.create_index(ID, config=BTree(), replace=True)
+        return self.version
+
     def remove(self, ids: Sequence[str]) -> int:
         """Delete the rows with these ids (unknown ids are ignored); returns the version after."""
         self._writable()
@@ -339,6 +368,13 @@ class AnchorTable:
     def read(self, columns: Sequence[str] | None = None) -> pa.Table:
         """The rows at this handle's version as an Arrow table (optionally some columns only)."""
         return self._tbl.to_lance().to_table(columns=list(columns) if columns is not None else None)
+
+    def lookup(self, anchor_id: str, columns: Sequence[str]) -> dict[str, Any] | None:
+        """The row with this id at this handle's version (these columns), or None."""
+        found = self._tbl.to_lance().to_table(
+            columns=list(columns), filter=f"{ID} = {quote(anchor_id)}", limit=1
+        )
+        return found.to_pylist()[0] if found.num_rows else None
 
     def arrays(self) -> AnchorArrays:
         """Ids, captions, urls and (N, d) float32 embedding matrices, for loading a model."""

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import lancedb
 import pyarrow as pa
 import pytest
 
@@ -20,6 +21,7 @@ from asif.pipeline.progress import ProgressTracker
 from asif.pipeline.summary import EmbedTotals
 from asif.pipeline.url_list import UrlListError, UrlListOptions
 from asif.store.location import TableLocation
+from asif.store.schema import THUMBNAIL, anchor_schema
 from asif.store.table import AnchorTable
 from tests.http_fixtures import write_image_folder
 from tests.pipeline.batches import DI, DT, make_batch
@@ -62,6 +64,9 @@ def _fake_steps(calls: list, *, writes: bool, table_version: int = 3):
         def __len__(self) -> int:
             return 7
 
+        def upgrade(self) -> None:
+            calls.append(("upgrade",))
+
     target = AnchorTarget(TableLocation("db"), "img", DI, "txt", DT, Table())  # type: ignore[arg-type]
 
     def open_table(location, options):
@@ -100,7 +105,7 @@ def test_build_runs_the_steps_in_order_tags_and_records_only_a_change(tmp_path, 
         steps=_fake_steps(calls, writes=writes),
     )
     assert calls[:3] == [("open", "db"), ("fetch", "urls.parquet", 5), ("embed", "q")]
-    assert calls[3:] == ([("tag", "t1", 4), ("record", 3, 4)] if writes else [])
+    assert calls[3:] == ([("upgrade",), ("tag", "t1", 4), ("record", 3, 4)] if writes else [])
     assert (summary.version_before, summary.changed, summary.rows) == (3, writes, 7)
     assert summary.tag == ("t1" if writes else None)
     assert summary.table_uri == str(Path("db").resolve())
@@ -221,7 +226,8 @@ def test_embed_counts_rows_as_they_come_and_commits_rows_per_batch(tmp_path, mon
         "embed", 10, 10, 9, 9, 1
     )  # fmt: skip
     table = AnchorTable.open(location.uri)
-    assert len(table) == 9 and [v.version for v in table.versions()] == [1, 2, 3, 4]
+    assert len(table) == 9 and [v.version for v in table.versions()] == [1, 2, 3, 4, 5]
+    assert [i.columns for i in table.lance_table.list_indices()] == [["id"]]  # version 5
     again = embed_and_commit(stats, target, options, quarantine_dir=tmp_path / "q")
     assert again.skipped_shards == 2 and again.batches == 0
 
@@ -273,8 +279,24 @@ def test_a_changed_table_records_the_build_with_its_subset(tmp_path, small_encod
     assert summary.subset == subset.as_metadata()
     assert summary.download_seconds >= 0 and summary.embed_seconds > 0
     assert summary.totals.validate_seconds > 0 and summary.totals.write_seconds > 0
-    assert (summary.version_before, summary.version, summary.rows) == (0, 2, 4)
+    assert (summary.version_before, summary.version, summary.rows) == (0, 3, 4)  # 3: id index
     [record] = read_builds(location)
-    assert (record.version, record.tag, record.subset) == (2, "s4", subset.as_metadata())
+    assert (record.version, record.tag, record.subset) == (3, "s4", subset.as_metadata())
     assert record.summary["inserted"] == 4
     assert len(AnchorTable.open(location.uri)) == 4
+
+
+def test_a_table_made_before_thumbnails_gains_the_column_once_the_build_writes(
+    tmp_path, small_encoders
+):
+    """Issue 17: rows built into an older table keep their thumbnails from then on."""
+    schema = anchor_schema(DI, DT, "img", "txt")
+    old = schema.remove(schema.get_field_index(THUMBNAIL))
+    lancedb.connect(str(tmp_path / "db")).create_table("anchors", schema=old)
+    target = build.open_anchor_table(
+        TableLocation(str(tmp_path / "db")), EmbedOptions("img", "txt")
+    )
+    assert not target.table.has_thumbnails and target.version == 1  # opening writes nothing
+    table = target.writable()
+    assert table.has_thumbnails and table.version == 2
+    assert target.writable().version == 2  # once

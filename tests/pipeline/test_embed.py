@@ -164,6 +164,27 @@ def test_sizes_are_the_source_images_not_the_resized_copies(embedded, shards):
     assert any(min(size) < 200 for size in sizes.values())  # img2dataset made these >= 256
 
 
+def test_every_row_keeps_a_thumbnail_of_its_image(embedded, shards):
+    """Issue 17, item 1: a WebP of at most 128 px a side, the shard's image shrunk."""
+    files, _, _ = shards
+    table = pa.concat_tables(b.table for b in embedded)
+    source = _source_rows(files[:-1])
+    for url, data in zip(table["url"].to_pylist(), table["thumbnail"].to_pylist(), strict=True):
+        thumb = Image.open(io.BytesIO(data))
+        original = Image.open(io.BytesIO(source[url][1])).convert("RGB")
+        assert thumb.format == "WEBP" and max(thumb.size) == min(128, max(original.size))
+        assert len(data) < 16_000
+        shrunk = np.asarray(original.resize(thumb.size), dtype=float)
+        assert np.abs(np.asarray(thumb.convert("RGB"), dtype=float) - shrunk).mean() < 12
+
+
+def test_no_thumbnails_when_their_side_is_zero(shards, ray_session):
+    files, _, _ = shards
+    options = EmbedOptions(**OPTIONS, thumbnail_side=0)
+    [batch] = list(iter_embedded_batches(files[:1], options))
+    assert batch.table.num_rows and batch.table["thumbnail"].null_count == batch.table.num_rows
+
+
 def test_undecodable_images_are_dropped_and_reported(embedded):
     failed = pa.concat_tables(b.failed for b in embedded)
     assert sorted(failed["url"].to_pylist()) == [
@@ -282,6 +303,7 @@ def test_read_shard_takes_the_source_size(tmp_path):
         ({"commit_seconds": -1.0}, "commit_seconds must be 0 or more"),
         ({"decode_threads": -1}, "decode_threads must be 0 or more"),
         ({"precision": "int8"}, "precision must be one of"),
+        ({"thumbnail_side": -1}, "thumbnail_side must be 0 or more"),
     ],
 )
 def test_bad_embed_options_are_refused(options: dict, message: str) -> None:

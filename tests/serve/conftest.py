@@ -18,6 +18,7 @@ from asif.serve.dependencies import ServiceSettings
 from asif.serve.live_model import LiveModel
 from asif.store.batch import build_anchor_batch
 from asif.store.table import AnchorTable
+from asif.store.thumbnails import make_thumbnail
 
 COLORS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (30, 60, 220)}
 SHAPES = ("circle", "square", "triangle")
@@ -54,8 +55,9 @@ def encoders():
     return load_image_encoder("efficientnet-lite0"), load_text_encoder("all-MiniLM-L6-v2")
 
 
-def anchor_batch(encoders, items: list[tuple[str, str, int]]):
-    """Rows for (color, shape, seed) items, embedded with the real encoders."""
+def anchor_batch(encoders, items: list[tuple[str, str, int]], thumbnails: bool = True):
+    """Rows for (color, shape, seed) items, embedded with the real encoders, with thumbnails
+    as build-anchors makes them (or none)."""
     image_encoder, text_encoder = encoders
     images = [shape_image(c, s, seed) for c, s, seed in items]
     captions = [f"a {c} {s}" for c, s, _ in items]
@@ -68,6 +70,7 @@ def anchor_batch(encoders, items: list[tuple[str, str, int]]):
         text_embeddings=text_encoder.encode(captions),
         image_encoder=image_encoder.name,
         text_encoder=text_encoder.name,
+        thumbnails=[make_thumbnail(i) for i in images] if thumbnails else None,
     )
 
 

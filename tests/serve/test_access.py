@@ -33,6 +33,15 @@ def test_every_endpoint_but_liveness_needs_the_token(guarded):
     assert ok.status_code == 200
 
 
+def test_anchors_and_evaluations_need_the_token_the_page_does_not(guarded, shape_rows):
+    anchor = shape_rows["id"][0].as_py()
+    for path in (f"/anchors/{anchor}", f"/anchors/{anchor}/thumbnail", "/evaluations"):
+        assert guarded.get(path).status_code == 401
+        assert guarded.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    for path in ("/", "/static/app.js", "/static/style.css"):
+        assert guarded.get(path).status_code == 200
+
+
 def test_cors_answers_only_configured_origins(guarded):
     preflight = {"Access-Control-Request-Method": "POST"}
     mine = guarded.options("/classify", headers={"Origin": "https://app.example", **preflight})

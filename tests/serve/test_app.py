@@ -157,23 +157,33 @@ def test_pinned_to_tag_never_moves(shape_table, serve, encoders, red_circle_png)
 def test_openapi_keeps_paths_models_and_errors():
     app = create_app(SimpleNamespace(pinned=True), watch_interval=None)
     paths = app.openapi()["paths"]
-    models = {
-        (path, method): op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    content = {
+        (path, method): op["responses"]["200"]["content"]
         for path, ops in paths.items()
         for method, op in ops.items()
     }
+    thumbnail = content.pop(("/anchors/{anchor_id}/thumbnail", "get"))
+    assert set(thumbnail) == {"image/webp", "image/jpeg", "image/png", "image/gif"}
+    models = {k: c["application/json"]["schema"]["$ref"] for k, c in content.items()}
     assert {k: ref.rsplit("/", 1)[1] for k, ref in models.items()} == {
         ("/classify", "post"): "ClassifyResponse",
         ("/explain", "post"): "ExplainResponse",
         ("/retrieve/captions", "post"): "CaptionsResponse",
         ("/retrieve/anchors", "post"): "AnchorsResponse",
+        ("/anchors/{anchor_id}", "get"): "AnchorResponse",
+        ("/evaluations", "get"): "EvaluationsResponse",
         ("/health", "get"): "HealthResponse",
         ("/ready", "get"): "HealthResponse",
         ("/version", "get"): "VersionResponse",
     }
+    assert "/" not in paths and not any(p.startswith("/static") for p in paths)
     for path, method in models:
         codes = set(paths[path][method]["responses"])
         expected = {"200", "400", "413", "415", "422"} if method == "post" else {"200"}
+        if path.startswith("/anchors/"):
+            expected = {"200", "404", "422"}
+        if path == "/evaluations":
+            expected = {"200", "422"}
         assert codes == (expected | {"503"} if path == "/ready" else expected)
 
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from asif.errors import DimensionMismatchError, EncoderMismatchError, SchemaMismatchError
+from asif.serve.live_model import LiveModel
 from asif.store.changes import changed_rows
 from asif.store.ids import anchor_id
 from asif.store.schema import META_IMAGE_ENCODER, META_SCHEMA_VERSION
@@ -214,3 +215,19 @@ def test_missing_tables_and_versions_are_a_clear_error(tmp_path):
     for version in (99, "no-such-tag"):
         with pytest.raises(TableNotFoundError, match="no version or tag"):
             table.at(version)
+
+
+def test_the_id_index_finds_rows_written_before_and_after_it_and_a_model_follows(table):
+    """Issue 17: lookups by id through a scalar index, which build-anchors rebuilds."""
+    first, later = make_batch(0, 50), make_batch(50, 5)
+    table.upsert(first)
+    live = LiveModel(table.uri)
+    version = table.index_ids()
+    assert version == table.version == live.snapshot.version + 1
+    assert [i.columns for i in table.lance_table.list_indices()] == [["id"]]
+    table.upsert(later)
+    for batch in (first, later):
+        for row in batch.select(["id", "caption"]).to_pylist()[::7]:
+            assert table.lookup(row["id"], ["caption"]) == {"caption": row["caption"]}
+    assert table.index_ids() == table.version  # rebuilt, replacing the first
+    assert live.refresh() and live.snapshot.how == "incremental" and len(live.snapshot.model) == 55

@@ -61,6 +61,7 @@ def version(live: Live, snap: Snap) -> dict[str, Any]:
         "p": model.settings.p,
         "precision": live.precision,
         "approximate": live.approximate,
+        "thumbnails": snap.table.has_thumbnails,
         "update": snap.how,
         "update_seconds": snap.seconds,
         "loaded_at": snap.loaded_at,

@@ -127,7 +127,8 @@ class VersionResponse(ServedBy):
         "or a local folder by its name only"
     )
     name: str
-    tag: str | None
+    tag: str | None = Field(description="the tag the service is pinned to, if any")
+    tags: list[str] = Field(description="the tags pointing at the served version")
     pinned: bool
     image_encoder: str
     text_encoder: str

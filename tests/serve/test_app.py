@@ -148,7 +148,7 @@ def test_pinned_to_tag_never_moves(shape_table, serve, encoders, red_circle_png)
     time.sleep(0.5)
     with httpx.Client(base_url=server.url, timeout=60) as c:
         v = c.get("/version").json()
-        assert v["pinned"] and v["tag"] == "prod" and v["anchors"] == 27
+        assert v["pinned"] and v["tag"] == "prod" and v["anchors"] == 27 and v["tags"] == ["prod"]
         assert v["version"] == shape_table.tags()["prod"] != shape_table.version
         r = c.post("/classify", files=upload(png(shape_image("blue", "square", 3))), data=form())
         assert r.json()["version"] == v["version"]

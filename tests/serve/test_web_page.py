@@ -151,7 +151,7 @@ def test_the_page_shows_answers_explanations_and_search_with_thumbnails(
         assert by_id(browser, "access").get_attribute("open") is not None
         by_id(browser, "token").send_keys(TOKEN + Keys.ENTER)
         wait_for(browser, lambda: "27 anchors" in status.text, "the served model")
-        assert "Version 2" in status.text and "efficientnet-lite0" in status.text
+        assert status.text.startswith("Version 2 · tag prod · 27 anchors · efficientnet-lite0")
         rows = browser.find_elements(By.CSS_SELECTOR, "#evaluations tbody tr")
         wait_for(browser, lambda: by_id(browser, "evaluations").is_displayed(), "evaluations")
         rows = browser.find_elements(By.CSS_SELECTOR, "#evaluations tbody tr")
@@ -217,14 +217,26 @@ def test_the_page_shows_answers_explanations_and_search_with_thumbnails(
         wait_for(browser, lambda: notice.is_displayed(), "the new version")
         assert "Now serving version 3 (was 2)" in notice.text and "28 anchors" in status.text
 
-        templates = by_id(browser, "templates")
         by_id(browser, "options").find_element(By.TAG_NAME, "summary").click()
+        threshold = by_id(browser, "threshold")
+        threshold.send_keys("0.99")
+        by_id(browser, "classify-button").click()
+        wait_for(browser, lambda: answer.text.startswith("unknown"), "the unknown answer")
+        assert "is below 0.99" in answer.text
+        wait_for(browser, lambda: thumbnails_shown(browser, "anchors"), "the best label's anchors")
+        bars = browser.find_elements(By.CSS_SELECTOR, "#scores button.bar")
+        assert all("below" in b.get_attribute("class") for b in bars)
+        assert "(below threshold)" in bars[0].text
+        shoot("5-unknown")
+        threshold.clear()
+
+        templates = by_id(browser, "templates")
         templates.send_keys("a photo of {0.__class__}")
         by_id(browser, "classify-button").click()
         error = by_id(browser, "error")
         wait_for(browser, lambda: error.is_displayed(), "the API's error")
         assert "template" in error.text and "{0.__class__}" in error.text
-        shoot("5-error")
+        shoot("6-error")
 
         browser.set_window_size(*PHONE)
         templates.clear()
@@ -233,7 +245,7 @@ def test_the_page_shows_answers_explanations_and_search_with_thumbnails(
         wait_for(browser, lambda: thumbnails_shown(browser, "anchors"), "its anchors on a phone")
         assert not error.is_displayed()
         assert no_horizontal_scroll(browser)
-        shoot("6-phone")
+        shoot("7-phone")
 
 
 def old_table(tmp_path: Path, encoders, rows) -> AnchorTable:

@@ -54,6 +54,7 @@ def version(live: Live, snap: Snap) -> dict[str, Any]:
         "table": public_uri(live.uri),
         "name": live.name,
         "tag": live.tag,
+        "tags": sorted(t for t, v in snap.table.tags().items() if v == snap.version),
         "pinned": live.pinned,
         "image_encoder": model.settings.image_encoder,
         "text_encoder": model.settings.text_encoder,

@@ -78,12 +78,14 @@ async function pollVersion() {
     return;
   }
   const moved = state.version !== null && info.version !== state.version;
-  const tag = info.tag ? ` · tag ${info.tag}` : "";
+  const tags = info.tags.length ? ` · tag ${info.tags.join(", ")}` : "";
   $("status").textContent =
-    `Version ${info.version}${tag} · ${formatNumber(info.anchors)} anchors · ` +
+    `Version ${info.version}${tags} · ${formatNumber(info.anchors)} anchors · ` +
     `${info.image_encoder} + ${info.text_encoder} · k ${info.k}, p ${info.p}`;
   $("status").dataset.version = info.version;
   if (moved) {
+    for (const url of thumbnailUrls.values()) URL.revokeObjectURL(url); // shown ones stay shown
+    thumbnailUrls.clear();
     const notice = $("version-notice");
     notice.textContent = `Now serving version ${info.version} (was ${state.version}); ` +
       "answers shown before are from the earlier version.";

@@ -305,7 +305,9 @@ function showAnswer(answer, threshold) {
   }
   $("result-empty").hidden = true;
   $("result-body").hidden = false;
-  heading.focus();
+  heading.focus({ preventScroll: true });
+  // one column (a phone): bring the answer up instead of leaving it at the bottom edge
+  if (heading.getBoundingClientRect().top > window.innerHeight / 2) heading.scrollIntoView();
 }
 
 async function explain(label) {

@@ -8,7 +8,7 @@ const SEARCH_TOP = 12;
 const TOKEN_KEY = "asif-token";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, version: null, thumbnails: false, labels: [], fields: null };
+const state = { file: null, version: null, thumbnails: false, fields: null };
 const thumbnailUrls = new Map(); // "version/id" -> object URL
 
 // ------------------------------------------------------------------ the API

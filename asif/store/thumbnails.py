@@ -34,9 +34,12 @@ def make_thumbnail(image: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
 MEDIA_TYPES = ("image/webp", *(kind for _, kind in _SIGNATURES))
 
 
-def media_type(data: bytes) -> str | None:
-    """The image type of stored thumbnail bytes from their signature; None if not an image
-    format a browser shows (the service then refuses to serve them as an image)."""
+def media_type(data: bytes | None) -> str | None:
+    """The image type of stored thumbnail bytes from their signature; None for no bytes (a null
+    thumbnail) or a format a browser does not show as an image (the service refuses to serve
+    them as one)."""
+    if data is None:
+        return None
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return next((kind for magic, kind in _SIGNATURES if data.startswith(magic)), None)

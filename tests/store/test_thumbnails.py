@@ -79,6 +79,10 @@ def test_bytes_a_browser_must_not_render_as_an_image_have_no_type(data):
     assert media_type(data) is None
 
 
+def test_a_null_thumbnail_has_no_type():
+    assert media_type(None) is None
+
+
 def test_thumbnails_round_trip_and_default_to_null(table):
     batch = with_thumbnails(make_batch(0, 3))
     table.upsert(batch)

@@ -34,13 +34,8 @@ def anchor(snap: Snap, anchor_id: AnchorId) -> dict[str, Any]:
     columns = [CAPTION, URL, WIDTH, HEIGHT, SHARD]
     has_thumbnails = snap.table.has_thumbnails
     row = _row(snap, anchor_id, [*columns, THUMBNAIL] if has_thumbnails else columns)
-    thumbnail = row.pop(THUMBNAIL, None)
-    return {
-        "version": snap.version,
-        "anchor_id": anchor_id,
-        **row,
-        "thumbnail": thumbnail is not None and media_type(thumbnail) is not None,
-    }
+    thumbnail = media_type(row.pop(THUMBNAIL, None))
+    return {"version": snap.version, "anchor_id": anchor_id, **row, "thumbnail": bool(thumbnail)}
 
 
 @router.get(
@@ -53,7 +48,7 @@ def thumbnail(snap: Snap, anchor_id: AnchorId) -> Response:
     if not snap.table.has_thumbnails:
         raise HTTPException(404, f"table version {snap.version} keeps no thumbnails")
     data = _row(snap, anchor_id, [THUMBNAIL])[THUMBNAIL]
-    kind = media_type(data) if data is not None else None
+    kind = media_type(data)
     if kind is None:
         raise HTTPException(404, f"anchor {anchor_id!r} has no thumbnail")
     headers = {"Cache-Control": CACHE, "X-Content-Type-Options": "nosniff"}

@@ -82,7 +82,6 @@ async function pollVersion() {
   $("status").textContent =
     `Version ${info.version}${tags} · ${formatNumber(info.anchors)} anchors · ` +
     `${info.image_encoder} + ${info.text_encoder} · k ${info.k}, p ${info.p}`;
-  $("status").dataset.version = info.version;
   if (moved) {
     for (const url of thumbnailUrls.values()) URL.revokeObjectURL(url); // shown ones stay shown
     thumbnailUrls.clear();

@@ -311,8 +311,9 @@ class AnchorTable:
         """(Re)build the scalar index on `id`; returns the version after.
 
         `lookup` (the service's `/anchors/{id}`) then reads a few KB instead of the whole id
-        column: 2-3 ms instead of 34 ms at 1M rows. Rows written later are still found, by a
-        scan of the part the index does not cover, until the next rebuild.
+        column (`benchmarks/thumbnails.py`: 2.9 ms instead of 36 ms at 1M rows). Rows written
+        later are still found, by a scan of the part the index does not cover, until the next
+        rebuild.
         """
         self._writable()
         self._tbl.create_index(ID, config=BTree(), replace=True)

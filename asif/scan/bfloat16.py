@@ -13,7 +13,6 @@ top k of them is exact.
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +20,12 @@ import torch
 
 from asif.scan.bfloat16_rows import bfloat16_rows, bfloat16_scale
 from asif.scan.matrix import AnchorMatrix
-from asif.scan.row_entries import BLOCK, block_maxima, entries_passing, padded_by_row
+from asif.scan.rescore import rescore
+from asif.scan.scratch import scratch
+from asif.scan.selection import Selection, lowest_product
 
 OUTPUT_ROUNDING = 2.0**-8 * 1.01  # a bfloat16 product's relative error from its rounded output
-MAX_CANDIDATES = 16  # per query, in multiples of k: beyond that, give up (many near-ties)
-PRUNE_AT = 4  # per query, in multiples of k: drop candidates the floor rules out
+MAX_CANDIDATES = 16  # a query's room, in multiples of k: over half of it, give up (near-ties)
 
 
 @functools.cache
@@ -57,73 +57,13 @@ def _error_bound(
     return bound * 1.01 + 1e-6  # margin for the float32 arithmetic of the bound itself
 
 
-def _floor(kth: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
-    """The smallest bfloat16 product whose anchor may still beat the running k-th best.
-
-    An anchor with product y has a similarity within scale (y +- OUTPUT_ROUNDING |y|) +- bound;
-    k anchors are known to reach at least kth's lower end, so an anchor whose upper end is
-    below it is out. Dividing by scale >= 1, the test is y + OUTPUT_ROUNDING |y| >= kth -
-    OUTPUT_ROUNDING |kth| - 2 bound / scale; the undivided bound makes it no narrower.
-    """
-    return _product_floor(kth - OUTPUT_ROUNDING * kth.abs() - 2 * bound)
-
-
 def _exact_floor(kth: torch.Tensor, bound: torch.Tensor, scale: float) -> torch.Tensor:
     """The smallest bfloat16 product whose anchor may still reach `kth`, a float32 similarity
     that k anchors are known to reach: its upper end scale (y + OUTPUT_ROUNDING |y|) + bound
     must reach kth (ties count: they may win by index).
     """
-    return _product_floor((kth - bound) / scale)
-
-
-def _product_floor(low: torch.Tensor) -> torch.Tensor:
-    """The smallest y with y + OUTPUT_ROUNDING |y| >= low."""
-    return torch.where(low > 0, low / (1 + OUTPUT_ROUNDING), low / (1 - OUTPUT_ROUNDING))
-
-
-def _first_floor(
-    y: torch.Tensor, k: int, bound: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A floor from the first chunk's products alone, and its int16 block maxima if taken.
-
-    With at least k blocks, the k-th largest block maximum is reached by k distinct anchors:
-    a lower bound on the k-th best product nearly as high as it (blocks being many), for a
-    top-k over 32 times fewer entries. As int16, maxima of values >= 0 order like them.
-    """
-    n, width = y.shape
-    if width < k:
-        return torch.full((n,), -torch.inf), None
-    if width % BLOCK or width // BLOCK < k:
-        return _floor(torch.topk(y, k, dim=1, sorted=False).values.amin(1).float(), bound), None
-    maxima = block_maxima(y.view(torch.int16))
-    kth = torch.topk(maxima, k, dim=1, sorted=False).values.amin(1)
-    kth = torch.where(kth >= 0, kth.view(torch.bfloat16).float(), -torch.inf)
-    return _floor(kth, bound), maxima
-
-
-def _at_least(
-    y: torch.Tensor, floor: torch.Tensor, maxima: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row, column) of the bfloat16 entries >= their row's float32 `floor`, row-major.
-
-    With positive floors the test runs on the bfloat16 bit patterns as int16, which are
-    ordered like the values from 0 up (negatives below), and int16 reductions are fast;
-    `maxima` are their block maxima, if known.
-    """
-    if not bool((floor > 0).all()):
-        rows, cols = torch.nonzero(y.float() >= floor[:, None], as_tuple=True)
-        return rows, cols
-    lower = floor.bfloat16()  # rounded to nearest: step down where that went above the floor
-    key = lower.view(torch.int16) - (lower.float() > floor).to(torch.int16)
-    return entries_passing(y.view(torch.int16), key, strict=False, maxima=maxima)
-
-
-def _kept(
-    values: torch.Tensor, indices: torch.Tensor, floor: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The candidates at or above their row's floor, still in index order (-inf padded)."""
-    r, c = entries_passing(values, floor, strict=False)  # row-major: index order
-    return padded_by_row(r, indices[r, c], values[r, c], 0, len(values))
+    low = ((kth.double() - bound.double()) / scale).numpy()
+    return torch.from_numpy(lowest_product(low, OUTPUT_ROUNDING))
 
 
 def _candidates(
@@ -131,60 +71,30 @@ def _candidates(
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Per query, in index order, every anchor that may be among the k best (-inf padded).
 
-    Returns None when a query keeps more than MAX_CANDIDATES * k (at least 4096) of them.
-    Candidates the rising floor rules out are dropped once a row holds PRUNE_AT * k.
+    An anchor with product y has a similarity within scale (y +- OUTPUT_ROUNDING |y|) +-
+    bound; k anchors are known to reach the k-th largest product's lower end, so an anchor
+    whose upper end is below it is out. Dividing by scale >= 1, the test is y +
+    OUTPUT_ROUNDING |y| >= kth - OUTPUT_ROUNDING |kth| - 2 bound / scale; the undivided
+    bound makes it no narrower: `Selection` with margins 2 bound. Returns None when a query
+    keeps more than MAX_CANDIDATES / 2 * k of them (at least 2048).
     """
-    n, limit = len(qb), max(MAX_CANDIDATES * k, 4096)
-    values = torch.empty((n, 0))
-    indices = torch.empty((n, 0), dtype=torch.int64)
-    floor = torch.full((n,), -torch.inf)
-    width = min(chunk_size, len(anchors))
-    buffer = torch.empty((width, anchors.dim), dtype=torch.int16)
-    products = torch.empty(n * width, dtype=torch.bfloat16)  # reused: fresh memory is slow
-    for start in range(0, len(anchors), chunk_size):
-        rows = bfloat16_rows(anchors, start, min(start + chunk_size, len(anchors)), buffer)
-        y = products[: n * len(rows)].view(n, len(rows))
-        torch.mm(qb, rows.T, out=y)
-        maxima = None
-        if start == 0:
-            floor, maxima = _first_floor(y, k, bound)
-        r, c = _at_least(y, floor, maxima)
-        v, i = padded_by_row(r, c, y[r, c].float(), start, n)
-        values, indices = torch.cat([values, v], 1), torch.cat([indices, i], 1)
-        if values.shape[1] < k:
-            continue
-        kth = torch.topk(values, k, dim=1, sorted=False).values.amin(1)
-        floor = torch.maximum(floor, _floor(kth, bound))
-        if values.shape[1] > PRUNE_AT * k:
-            values, indices = _kept(values, indices, floor)
-        if values.shape[1] > limit:
-            return None
-    values, indices = _kept(values, indices, floor)
-    return (values, indices) if values.shape[1] <= limit else None
-
-
-def _rescore(
-    queries: torch.Tensor, anchors: AnchorMatrix, indices: torch.Tensor, valid: torch.Tensor
-) -> torch.Tensor:
-    """float32 similarities of each query with its candidate anchors (-inf where not valid).
-
-    Two threads share the queries: gathering the rows is bound by memory latency.
-    """
-    out = torch.full(indices.shape, -torch.inf)
-
-    def part(rows: range) -> None:
-        torch.set_num_threads(1)  # this pool thread's own OpenMP setting
-        for row in rows:
-            at = valid[row]
-            # a row-wise sum: equal rows get equal values (matrix-vector kernels round
-            # rows differently by their position), so ties stay ties
-            picked = anchors.rows(indices[row, at])
-            out[row, at] = picked.mul_(queries[row]).sum(1)
-
-    n = len(queries)
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(part, [range(0, n // 2), range(n // 2, n)]))
-    return out
+    n, width = len(qb), min(chunk_size, len(anchors))
+    margins = (2 * bound).double().numpy()
+    capacity = max(MAX_CANDIDATES * k, 4096)
+    with (
+        scratch(((width, anchors.dim), torch.int16), ((n * width,), torch.bfloat16)) as (
+            buffer,
+            products,
+        ),
+        Selection(n, k, False, capacity, margins, OUTPUT_ROUNDING) as selection,
+    ):
+        for start in range(0, len(anchors), chunk_size):
+            rows = bfloat16_rows(anchors, start, min(start + chunk_size, len(anchors)), buffer)
+            y = products[: n * len(rows)].view(n, len(rows))
+            torch.mm(qb, rows.T, out=y)
+            if not selection.keep(y, start):
+                return None
+        return selection.result()
 
 
 def _exact_near_kth(
@@ -204,10 +114,10 @@ def _exact_near_kth(
     """
     first = torch.zeros(values.shape, dtype=torch.bool)
     first.scatter_(1, torch.topk(values, k, dim=1, sorted=False).indices, True)
-    exact = _rescore(queries, anchors, indices, first)
+    exact = rescore(queries, anchors, indices, first)
     kth = exact.masked_fill(~first, torch.inf).amin(1)
     rest = ~first & (values >= _exact_floor(kth, bound, bfloat16_scale(anchors))[:, None])
-    return torch.where(first, exact, _rescore(queries, anchors, indices, rest))
+    return torch.where(first, exact, rescore(queries, anchors, indices, rest))
 
 
 def bfloat16_topk(

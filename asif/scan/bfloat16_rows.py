@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from asif.scan.scratch import scratch
+
 if TYPE_CHECKING:
     from asif.scan.matrix import AnchorMatrix
 
@@ -63,10 +65,10 @@ def bfloat16_rows(matrix: AnchorMatrix, start: int, stop: int, out: torch.Tensor
     """
     if matrix.precision == "float32":
         return _rounded(matrix, matrix.chunk(start, stop), out)
-    piece = torch.empty((min(ROUND_ROWS, stop - start), matrix.dim))
-    for at in range(start, stop, ROUND_ROWS):
-        end = min(at + ROUND_ROWS, stop)
-        _rounded(matrix, matrix.chunk(at, end, piece[: end - at]), out[at - start :])
+    with scratch(((min(ROUND_ROWS, stop - start), matrix.dim), torch.float32)) as (piece,):
+        for at in range(start, stop, ROUND_ROWS):
+            end = min(at + ROUND_ROWS, stop)
+            _rounded(matrix, matrix.chunk(at, end, piece[: end - at]), out[at - start :])
     return out[: stop - start].view(torch.bfloat16)
 
 

@@ -1,9 +1,8 @@
 """The exact top-k scan: all anchors streamed in chunks, so memory is bounded for any N.
 
-Similarities of a query batch with one chunk of anchors at a time (OpenBLAS products); a
-running top-k per query is merged with what each chunk adds. Once k anchors are held, a
-chunk only contributes the entries above the running k-th best: a threshold test replaces
-most of the per-chunk top-k. Ties go to the lower anchor index. From BFLOAT16_MIN_ANCHORS
+Similarities of a query batch with one chunk of anchors at a time (OpenBLAS products); each
+query's k best so far are kept by `Selection`, which reads each chunk once. Ties go to the
+lower anchor index. From BFLOAT16_MIN_ANCHORS
 anchors, on CPUs that multiply bfloat16 natively, `asif.scan.bfloat16` gives the same result
 faster (float16 and int8 anchors then cost no dequantisation pass). When torch sees a GPU,
 `asif.scan.device` scans there instead.
@@ -23,69 +22,14 @@ from asif.scan.base import Modality
 from asif.scan.bfloat16 import bfloat16_topk, native_bfloat16
 from asif.scan.device import check_device, default_device, device_topk
 from asif.scan.matrix import AnchorMatrix, Precision
-from asif.scan.row_entries import BLOCK, block_maxima, entries_passing, padded_by_row
+from asif.scan.scratch import scratch
+from asif.scan.selection import Selection
 
 DEFAULT_CHUNK = 100_000  # anchors scanned at a time: bounds memory, not results
 QUERY_BATCH = 512
 # from here on, anchors are scanned in bfloat16 first (measured with benchmarks/relative.py:
 # compressed rows are dequantised per chunk on the float32 path, so they gain earlier)
-BFLOAT16_MIN_ANCHORS: dict[Precision, int] = {"float32": 200_000, "float16": 50_000, "int8": 50_000}
-
-
-def _stable_topk(
-    scores: torch.Tensor, offsets: torch.Tensor, k: int, index_ordered: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k of each row by (value descending, index ascending): deterministic under ties.
-
-    With `index_ordered`, equal values already stand in index order: one stable sort suffices.
-    """
-    if not index_ordered:
-        by_index = torch.argsort(offsets, dim=1, stable=True)
-        scores, offsets = scores.gather(1, by_index), offsets.gather(1, by_index)
-    by_value = torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]
-    return scores.gather(1, by_value), offsets.gather(1, by_value)
-
-
-def _chunk_topk(sims: torch.Tensor, k: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k of a chunk's similarities, in (value descending, index ascending) order.
-
-    With at least k blocks of BLOCK columns, the k-th largest block maximum is reached by k
-    distinct entries: only entries at or above it can be among the k best, and they are few
-    (a top-k over 32 times fewer values, then one over about 1.5 k per row). Else one more
-    than k is taken: where the (k+1)-th value differs from the k-th, the top-k set is unique
-    and the (k+1)-th is dropped; only rows tied across the boundary are redone exactly.
-    """
-    n, width = sims.shape
-    if k == width:
-        return _stable_topk(sims, torch.arange(width).expand(n, width) + start, k, True)
-    if width % BLOCK == 0 and width // BLOCK >= k:
-        maxima = block_maxima(sims)
-        kth = torch.topk(maxima, k, dim=1, sorted=False).values.amin(1)
-        rows, cols = entries_passing(sims, kth, strict=False, maxima=maxima)
-        v, i = padded_by_row(rows, cols, sims[rows, cols], start, n)  # in index order
-        return _stable_topk(v, i, k, index_ordered=True)
-    values, idx = torch.topk(sims, k + 1, dim=1, sorted=False)
-    last = values.argmin(dim=1, keepdim=True)
-    tied = (values == values.gather(1, last)).sum(dim=1) > 1
-    keep = torch.ones_like(values, dtype=torch.bool).scatter_(1, last, False)
-    values, idx = values[keep].view(n, k), idx[keep].view(n, k)
-    for row in torch.nonzero(tied).flatten().tolist():
-        kth = values[row].min()
-        above = torch.nonzero(sims[row] > kth).flatten()
-        at_kth = torch.nonzero(sims[row] == kth).flatten()[: k - len(above)]
-        idx[row] = torch.cat([above, at_kth])
-        values[row] = sims[row, idx[row]]
-    return _stable_topk(values, idx + start, k)
-
-
-def _above_threshold(sims: torch.Tensor, kth: torch.Tensor, start: int) -> tuple[torch.Tensor, ...]:
-    """Each row's entries strictly above its current k-th best, padded with -inf to one width.
-
-    Only these can enter the top-k: an entry equal to the k-th best comes from a later chunk,
-    so it has a higher index and loses the tie.
-    """
-    rows, cols = entries_passing(sims, kth, strict=True)
-    return padded_by_row(rows, cols, sims[rows, cols], start, len(sims))
+BFLOAT16_MIN_ANCHORS: dict[Precision, int] = {"float32": 100_000, "float16": 50_000, "int8": 50_000}
 
 
 @contextmanager
@@ -106,39 +50,24 @@ def _one_torch_thread() -> Iterator[None]:
 def _topk_scan(
     queries: np.ndarray, anchors: AnchorMatrix, k: int, chunk_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-k cosine similarities of `queries` against all anchors, chunk by chunk.
-
-    Once k anchors are held, a chunk only contributes the entries above the running k-th
-    best, which after the first chunk are few: a threshold test replaces most of the top-k.
-    """
-    n = len(queries)
-    best_v = torch.empty((n, 0), dtype=torch.float32)
-    best_i = torch.empty((n, 0), dtype=torch.int64)
-    width = min(chunk_size, len(anchors))
-    buffer = np.empty(n * width, dtype=np.float32)
-    dequantised = None if anchors.precision == "float32" else torch.empty((width, anchors.dim))
-    for start in range(0, len(anchors), chunk_size):
-        stop = min(start + chunk_size, len(anchors))
-        products = buffer[: n * (stop - start)].reshape(n, stop - start)
-        rows = anchors.chunk(
-            start, stop, None if dequantised is None else dequantised[: stop - start]
-        )
-        # numpy's OpenBLAS: its AVX-512 sgemm is ~1.6x torch's MKL one on AMD CPUs
-        np.matmul(queries, rows.numpy().T, out=products)
-        sims = torch.from_numpy(products)
-        ordered = best_v.shape[1] == k
-        if ordered:  # best is in (value, index) order, the new entries in index order
-            v, i = _above_threshold(sims, best_v[:, -1], start)
-            ordered = v.shape[1] <= 4 * k  # else a top-k of the chunk is cheaper to merge
-        if not ordered:
-            v, i = _chunk_topk(sims, min(k, stop - start), start)
-            if start == 0:  # the first chunk's top-k is the running top-k
-                best_v, best_i = v, i
-                continue
-        best_v, best_i = _stable_topk(
-            torch.cat([best_v, v], 1), torch.cat([best_i, i], 1), k, index_ordered=ordered
-        )
-    return best_v, best_i
+    """Exact top-k cosine similarities of `queries` against all anchors, chunk by chunk."""
+    n, width = len(queries), min(chunk_size, len(anchors))
+    dequantised = 0 if anchors.precision == "float32" else width
+    with (
+        scratch(((n * width,), torch.float32), ((dequantised, anchors.dim), torch.float32)) as (
+            products,
+            rows_buffer,
+        ),
+        Selection(n, k, exact=True) as selection,
+    ):
+        for start in range(0, len(anchors), chunk_size):
+            stop = min(start + chunk_size, len(anchors))
+            sims = products[: n * (stop - start)].view(n, stop - start)
+            rows = anchors.chunk(start, stop, rows_buffer[: stop - start] if dequantised else None)
+            # numpy's OpenBLAS: its AVX-512 sgemm is ~1.6x torch's MKL one on AMD CPUs
+            np.matmul(queries, rows.numpy().T, out=sims.numpy())
+            selection.keep(sims, start)
+        return selection.result()
 
 
 def exact_topk(

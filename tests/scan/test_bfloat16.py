@@ -8,17 +8,10 @@ import asif.scan.bfloat16
 import asif.scan.exact
 from asif.model.relative import normalize_rows, relative_representation
 from asif.model.settings import DEFAULT_P
-from asif.scan.bfloat16 import (
-    OUTPUT_ROUNDING,
-    _error_bound,
-    _exact_floor,
-    _first_floor,
-    _floor,
-    bfloat16_topk,
-)
+from asif.scan.bfloat16 import OUTPUT_ROUNDING, _error_bound, _exact_floor, bfloat16_topk
 from asif.scan.bfloat16_rows import bfloat16_rows, bfloat16_scale
 from asif.scan.matrix import AnchorMatrix
-from asif.scan.row_entries import block_maxima
+from asif.scan.selection import floor_below
 from tests.dense_reference import dense_relative, random_unit
 
 
@@ -87,7 +80,10 @@ def test_error_bound_and_floors_hold(d, precision):
     order = torch.argsort(exact, dim=1)  # ascending: suffix minima over all that reach it
     by_exact = y.gather(1, order)
     reaching = by_exact.flip(1).cummin(1).values.flip(1)
-    assert (reaching >= _floor(by_exact, bound[:, None])).all()
+    scan_floor = floor_below(
+        by_exact.double().numpy(), 2 * bound[:, None].double().numpy(), OUTPUT_ROUNDING
+    )
+    assert (reaching.numpy() >= scan_floor).all()
     assert (y >= _exact_floor(exact, bound[:, None], scale)).all()
 
 
@@ -114,31 +110,11 @@ def test_exact_top_k(n_anchors, d, k, chunk, precision):
     assert_top_k(found, queries, matrix.to_float32(), k)  # that of the dequantised rows
 
 
-@pytest.mark.parametrize("width", [3200, 3210, 40])  # 100 blocks; a ragged block; width < k
-def test_first_floor_is_at_most_the_floor_of_the_kth_product(width):
-    rng = np.random.default_rng(width)
-    y = torch.from_numpy(rng.normal(0.0, 0.04, (6, width)).astype(np.float32)).bfloat16()
-    y[5] = -y[5].abs()  # a row of negative products: block maxima cannot bound it as int16
-    bound = torch.full((6,), 0.003)
-    floor, maxima = _first_floor(y, 50, bound)
-    if width < 50:
-        assert torch.isinf(floor).all() and maxima is None
-        return
-    kth = torch.topk(y.float(), 50, dim=1).values[:, -1]
-    assert (floor <= _floor(kth, bound)).all()
-    if width % 32:  # the exact k-th product of the chunk
-        assert torch.equal(floor, _floor(kth, bound)) and maxima is None
-        return
-    assert torch.equal(maxima, block_maxima(y.view(torch.int16)))
-    assert floor[5] == -torch.inf
-    assert (floor[:5] > _floor(kth, bound)[:5] - 0.01).all()  # and close: it rules anchors out
-
-
 def test_rescores_only_candidates_that_may_reach_the_exact_kth(monkeypatch):
     rng = np.random.default_rng(8)
     anchors, queries = random_unit(rng, 20_000, 64), random_unit(rng, 7, 64)
     found, rescored = [], []
-    candidates, rescore = asif.scan.bfloat16._candidates, asif.scan.bfloat16._rescore
+    candidates, rescore = asif.scan.bfloat16._candidates, asif.scan.bfloat16.rescore
 
     def count_candidates(*args: object) -> object:
         found.append(out := candidates(*args))
@@ -149,7 +125,7 @@ def test_rescores_only_candidates_that_may_reach_the_exact_kth(monkeypatch):
         return rescore(queries, anchors, indices, valid)
 
     monkeypatch.setattr(asif.scan.bfloat16, "_candidates", count_candidates)
-    monkeypatch.setattr(asif.scan.bfloat16, "_rescore", count_rescored)
+    monkeypatch.setattr(asif.scan.bfloat16, "rescore", count_rescored)
     top = bfloat16_topk(queries, AnchorMatrix.from_float(anchors), 100, 4096)
     assert_top_k(top, queries, anchors, 100)
     assert rescored[0] == 7 * 100  # first the k largest products per query

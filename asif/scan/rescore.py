@@ -15,14 +15,13 @@ values, so ties stay ties.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 from numba import types
 from numba.extending import overload
 
 from asif.scan.bfloat16_rows import shared_tensor
-from asif.scan.bits import half_to_float32
+from asif.scan.compiled import half_to_float32, jit
 from asif.scan.dequantise import int8_step
 from asif.scan.matrix import AnchorMatrix
 from asif.scan.parallel import over_queries
@@ -46,7 +45,7 @@ def _element_of(rows, steps, row, col):  # type: ignore[no-untyped-def]  # numba
     return None
 
 
-@numba.njit(nogil=True, cache=True, fastmath=FAST)
+@jit(fastmath=FAST)
 def _dots(rows, steps, queries, indices, valid, out, first, last):  # type: ignore[no-untyped-def]
     """out[i, j] = queries[i] . row indices[i, j], where valid, for queries first:last."""
     dim = rows.shape[1]

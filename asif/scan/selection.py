@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 import torch
 from numba import types
 from numba.extending import overload
 
-from asif.scan.bits import bfloat16_to_float32
+from asif.scan.compiled import bfloat16_to_float32, jit, vectorize
 from asif.scan.parallel import over_queries
 from asif.scan.scratch import scratch
 
@@ -48,20 +47,20 @@ def _value_of(row, at):  # type: ignore[no-untyped-def]  # numba: no annotations
     return None
 
 
-@numba.vectorize(["float64(float64, float64)"], cache=True)
+@vectorize(["float64(float64, float64)"])
 def lowest_product(low, rounding):  # type: ignore[no-untyped-def]
     """The least product y whose upper end y + rounding |y| reaches `low`."""
     return low / (1 + rounding) if low > 0 else low / (1 - rounding)
 
 
-@numba.vectorize(["float64(float64, float64, float64)"], cache=True)
+@vectorize(["float64(float64, float64, float64)"])
 def floor_below(kth, margin, rounding):  # type: ignore[no-untyped-def]
     """The least product whose upper end, y + rounding |y| + margin, reaches the lower end
     of a product `kth` (kth - rounding |kth| - margin) that k anchors are known to reach."""
     return lowest_product(kth - rounding * abs(kth) - margin, rounding)
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@jit(inline="always")
 def _maxima(row, size):  # type: ignore[no-untyped-def]
     """The maximum of each whole block of `size` entries of a row (float32 or bfloat16
     bits). Inlined where `size` is a constant: the inner loop then runs in vector lanes."""
@@ -75,7 +74,7 @@ def _maxima(row, size):  # type: ignore[no-untyped-def]
     return out
 
 
-@numba.njit(nogil=True, cache=True)
+@jit()
 def _first_floor(row, whole, k, exact, margin, rounding):  # type: ignore[no-untyped-def]
     """A floor from a row's first chunk alone: the k-th largest maximum of k or more
     disjoint blocks is reached by k distinct entries, so it is at most the k-th best (nearly
@@ -93,7 +92,7 @@ def _first_floor(row, whole, k, exact, margin, rounding):  # type: ignore[no-unt
     return floor_below(kth, margin, rounding)
 
 
-@numba.njit(nogil=True, cache=True)
+@jit()
 def _compact(values, indices, count, k, exact, margin, rounding, floor):  # type: ignore[no-untyped-def]
     """Raise the floor from the k-th largest of `values[:count]` and keep, in order, the
     entries that pass it; the new (count, floor).
@@ -122,14 +121,14 @@ def _compact(values, indices, count, k, exact, margin, rounding, floor):  # type
     return kept, floor
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@jit(inline="always")
 def _below(floor):  # type: ignore[no-untyped-def]
     """The largest float32 at most `floor` (a float64): testing against it misses nothing."""
     low = np.float32(floor)
     return np.float32(np.nextafter(low, np.float32(-np.inf))) if low > floor else low
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@jit(inline="always")
 def _take(row, begin, end, start, values, indices, count, k, exact, margin, rounding, floor):  # type: ignore[no-untyped-def]
     """Append the passing entries of `row[begin:end]` (at most BLOCK), compacting the
     buffer first if they might not fit; the new (count, floor), count -1 if the buffer stays
@@ -150,7 +149,7 @@ def _take(row, begin, end, start, values, indices, count, k, exact, margin, roun
     return count, floor
 
 
-@numba.njit(nogil=True, cache=True)
+@jit()
 def _blocks_reaching(row, low, hit):  # type: ignore[no-untyped-def]
     """hit[b]: whether whole block b of `row` holds an entry >= `low` (a float32). A loop
     of its own, of constant inner length: it runs in vector lanes."""
@@ -161,7 +160,7 @@ def _blocks_reaching(row, low, hit):  # type: ignore[no-untyped-def]
         hit[block] = count > 0
 
 
-@numba.njit(nogil=True, cache=True)
+@jit()
 def _keep(chunk, start, values, indices, counts, floors, margins, k, exact, rounding, first, last):  # type: ignore[no-untyped-def]
     """Append each row's passing entries of `chunk` (anchors from `start`); False if a
     buffer stays over half full after its compaction (too many near-ties).
@@ -205,7 +204,7 @@ def _keep(chunk, start, values, indices, counts, floors, margins, k, exact, roun
     return True
 
 
-@numba.njit(nogil=True, cache=True)
+@jit()
 def _finish(values, indices, counts, floors, margins, k, exact, rounding, first, last):  # type: ignore[no-untyped-def]
     """A last compaction of each row holding k or more; exact rows then sorted by value,
     descending (a stable sort: equal values stay in index order)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asif.scan.bfloat16_rows import bfloat16_rows, bfloat16_scale
+from asif.scan.bfloat16_rows import bfloat16_rows, bfloat16_scale, row_factors
 from asif.scan.matrix import AnchorMatrix
 from asif.scan.rescore import rescore
 from asif.scan.scratch import scratch
@@ -71,22 +71,24 @@ def _candidates(
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Per query, in index order, every anchor that may be among the k best (-inf padded).
 
-    An anchor with product y has a similarity within scale (y +- OUTPUT_ROUNDING |y|) +-
-    bound; k anchors are known to reach the k-th largest product's lower end, so an anchor
-    whose upper end is below it is out. Dividing by scale >= 1, the test is y +
-    OUTPUT_ROUNDING |y| >= kth - OUTPUT_ROUNDING |kth| - 2 bound / scale; the undivided
-    bound makes it no narrower: `Selection` with margins 2 bound. Returns None when a query
-    keeps more than MAX_CANDIDATES / 2 * k of them (at least 2048).
+    An anchor with product y (int8 rows: times the row's factor, `row_factors`) has a
+    similarity within scale (y +- OUTPUT_ROUNDING |y|) +- bound; k anchors are known to
+    reach the k-th largest product's lower end, so an anchor whose upper end is below it is
+    out. Dividing by scale >= 1, the test is y + OUTPUT_ROUNDING |y| >= kth -
+    OUTPUT_ROUNDING |kth| - 2 bound / scale; the undivided bound makes it no narrower:
+    `Selection` with margins 2 bound. Returns None when a query keeps more than
+    MAX_CANDIDATES / 2 * k of them (at least 2048).
     """
     n, width = len(qb), min(chunk_size, len(anchors))
     margins = (2 * bound).double().numpy()
+    factors = None if anchors.scale is None else row_factors(anchors, 0, len(anchors))[:, 0].numpy()
     capacity = max(MAX_CANDIDATES * k, 4096)
     with (
         scratch(((width, anchors.dim), torch.int16), ((n * width,), torch.bfloat16)) as (
             buffer,
             products,
         ),
-        Selection(n, k, False, capacity, margins, OUTPUT_ROUNDING) as selection,
+        Selection(n, k, False, capacity, margins, OUTPUT_ROUNDING, factors) as selection,
     ):
         for start in range(0, len(anchors), chunk_size):
             rows = bfloat16_rows(anchors, start, min(start + chunk_size, len(anchors)), buffer)

@@ -9,7 +9,7 @@ are stored as 16-bit integers and converted exactly, value for value.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 from llvmlite import ir
@@ -37,22 +37,48 @@ def vectorize(signatures: list[str]) -> Callable[..., Any]:
     return _cached(numba.vectorize, signatures)
 
 
-@intrinsic
-def half_to_float32(typingctx: object, bits: types.Integer) -> tuple:
-    """A float16's bits (uint16) as the float32 of the same value: the CPU's conversion."""
+if TYPE_CHECKING:  # how compiled code calls them
 
-    def codegen(context: object, builder: ir.IRBuilder, signature: object, args: list) -> object:
-        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+    def half_to_float32(bits: Any) -> Any: ...
 
-    return types.float32(types.uint16), codegen
+    def bfloat16_to_float32(bits: Any) -> Any: ...
 
+    def float32_bits(value: Any) -> Any: ...
 
-@intrinsic
-def bfloat16_to_float32(typingctx: object, bits: types.Integer) -> tuple:
-    """A bfloat16's bits (int16) as the float32 of the same value: its high half."""
+else:
 
-    def codegen(context: object, builder: ir.IRBuilder, signature: object, args: list) -> object:
-        wide = builder.shl(builder.zext(args[0], ir.IntType(32)), ir.Constant(ir.IntType(32), 16))
-        return builder.bitcast(wide, ir.FloatType())
+    @intrinsic
+    def half_to_float32(typingctx: object, bits: types.Integer) -> tuple:
+        """A float16's bits (uint16) as the float32 of the same value: the CPU's conversion."""
 
-    return types.float32(types.int16), codegen
+        def codegen(
+            context: object, builder: ir.IRBuilder, signature: object, args: list
+        ) -> object:
+            return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+        return types.float32(types.uint16), codegen
+
+    @intrinsic
+    def bfloat16_to_float32(typingctx: object, bits: types.Integer) -> tuple:
+        """A bfloat16's bits (int16) as the float32 of the same value: its high half."""
+
+        def codegen(
+            context: object, builder: ir.IRBuilder, signature: object, args: list
+        ) -> object:
+            wide = builder.shl(
+                builder.zext(args[0], ir.IntType(32)), ir.Constant(ir.IntType(32), 16)
+            )
+            return builder.bitcast(wide, ir.FloatType())
+
+        return types.float32(types.int16), codegen
+
+    @intrinsic
+    def float32_bits(typingctx: object, value: types.Float) -> tuple:
+        """A float32's bits as uint32."""
+
+        def codegen(
+            context: object, builder: ir.IRBuilder, signature: object, args: list
+        ) -> object:
+            return builder.bitcast(args[0], ir.IntType(32))
+
+        return types.uint32(types.float32), codegen

@@ -1,7 +1,8 @@
-"""Compiled loops over queries, run on every core: each call takes a range of queries."""
+"""Compiled loops over rows (queries, anchors) run on every core, a range of rows each."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,12 +13,17 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def over_queries(loop: Callable[[int, int], object], n: int) -> list[object]:
-    """`loop(first, last)` over `n` queries split evenly among the cores, in threads (the
-    loops release the GIL); their results in order."""
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """One pool for the process: starting threads for each loop cost 5% of a scan."""
+    return ThreadPoolExecutor(cores(), thread_name_prefix="asif-scan")
+
+
+def in_parallel(loop: Callable[[int, int], object], n: int) -> list[object]:
+    """`loop(first, last)` over `n` rows split evenly among the cores, in threads (the
+    loops release the GIL); their results in order. Loops must not call this themselves."""
     parts = max(1, min(cores(), n))
     bounds = [(n * p // parts, n * (p + 1) // parts) for p in range(parts)]
     if parts == 1:
         return [loop(*bounds[0])]
-    with ThreadPoolExecutor(parts) as pool:
-        return list(pool.map(lambda b: loop(*b), bounds))
+    return list(_pool().map(lambda b: loop(*b), bounds))

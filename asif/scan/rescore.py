@@ -24,7 +24,7 @@ from asif.scan.bfloat16_rows import shared_tensor
 from asif.scan.compiled import half_to_float32, jit
 from asif.scan.dequantise import int8_step
 from asif.scan.matrix import AnchorMatrix
-from asif.scan.parallel import over_queries
+from asif.scan.parallel import in_parallel
 
 FAST = {"reassoc", "contract"}  # the sum in vector lanes, in a fixed order for every pair
 
@@ -35,18 +35,18 @@ def _element(rows: np.ndarray, steps: np.ndarray, row: int, col: int) -> float:
 
 
 @overload(_element, inline="always")
-def _element_of(rows, steps, row, col):  # type: ignore[no-untyped-def]  # numba: no annotations
+def _element_of(rows, steps, row, col):  # numba: no annotations
     if rows.dtype == types.float32:
         return lambda rows, steps, row, col: rows[row, col]
     if rows.dtype == types.uint16:  # float16 bits: numba has no float16 arrays
-        return lambda rows, steps, row, col: half_to_float32(rows[row, col])  # type: ignore[call-arg]
+        return lambda rows, steps, row, col: half_to_float32(rows[row, col])
     if rows.dtype == types.int8:
         return lambda rows, steps, row, col: np.float32(rows[row, col]) * steps[row]
     return None
 
 
 @jit(fastmath=FAST)
-def _dots(rows, steps, queries, indices, valid, out, first, last):  # type: ignore[no-untyped-def]
+def _dots(rows, steps, queries, indices, valid, out, first, last):
     """out[i, j] = queries[i] . row indices[i, j], where valid, for queries first:last."""
     dim = rows.shape[1]
     for i in range(first, last):
@@ -72,7 +72,7 @@ def rescore(
     q = queries.numpy()
     rows_at, valid_at = indices.numpy(), valid.numpy()
     out = np.full(indices.shape, -np.inf, dtype=np.float32)
-    over_queries(
+    in_parallel(
         lambda first, last: _dots(rows, steps, q, rows_at, valid_at, out, first, last), len(q)
     )
     return torch.from_numpy(out)

@@ -24,7 +24,7 @@ from numba import types
 from numba.extending import overload
 
 from asif.scan.compiled import bfloat16_to_float32, jit, vectorize
-from asif.scan.parallel import over_queries
+from asif.scan.parallel import in_parallel
 from asif.scan.scratch import scratch
 
 # entries tested as one first: few blocks hold any once the floor is up. 8: measured with
@@ -33,49 +33,62 @@ BLOCK = 8
 EXACT_ROOM = 4  # an exact buffer's capacity, in multiples of k: a compaction per 3 k appended
 
 
-def _value(row: np.ndarray, at: int) -> float:
+def _read(row: np.ndarray, at: int) -> float:
     """Entry `at` of a chunk's row as float32 (compiled per dtype below)."""
     raise NotImplementedError
 
 
-@overload(_value, inline="always")
-def _value_of(row, at):  # type: ignore[no-untyped-def]  # numba: no annotations
+@overload(_read, inline="always")
+def _read_of(row, at):  # numba: no annotations
     if row.dtype == types.float32:
         return lambda row, at: row[at]
     if row.dtype == types.int16:  # bfloat16 bits: numba has no bfloat16 arrays
-        return lambda row, at: bfloat16_to_float32(row[at])  # type: ignore[call-arg]
+        return lambda row, at: bfloat16_to_float32(row[at])
     return None
 
 
+def _value(row: np.ndarray, at: int, factors: np.ndarray | None) -> float:
+    """Entry `at` of a chunk's row times its anchor's factor (the chunk's slice of
+    `factors`), if any (compiled with and without factors below)."""
+    raise NotImplementedError
+
+
+@overload(_value, inline="always")
+def _value_of(row, at, factors):  # numba: no annotations
+    if factors is None or isinstance(factors, types.NoneType):
+        return lambda row, at, factors: _read(row, at)
+    return lambda row, at, factors: _read(row, at) * factors[at]
+
+
 @vectorize(["float64(float64, float64)"])
-def lowest_product(low, rounding):  # type: ignore[no-untyped-def]
+def lowest_product(low, rounding):
     """The least product y whose upper end y + rounding |y| reaches `low`."""
     return low / (1 + rounding) if low > 0 else low / (1 - rounding)
 
 
 @vectorize(["float64(float64, float64, float64)"])
-def floor_below(kth, margin, rounding):  # type: ignore[no-untyped-def]
+def floor_below(kth, margin, rounding):
     """The least product whose upper end, y + rounding |y| + margin, reaches the lower end
     of a product `kth` (kth - rounding |kth| - margin) that k anchors are known to reach."""
     return lowest_product(kth - rounding * abs(kth) - margin, rounding)
 
 
 @jit(inline="always")
-def _maxima(row, size):  # type: ignore[no-untyped-def]
+def _maxima(row, size, factors):
     """The maximum of each whole block of `size` entries of a row (float32 or bfloat16
     bits). Inlined where `size` is a constant: the inner loop then runs in vector lanes."""
     out = np.empty(len(row) // size, np.float32)
     for block in range(len(out)):
-        top = _value(row, block * size)
+        top = _value(row, block * size, factors)
         for at in range(1, size):
-            value = _value(row, block * size + at)
+            value = _value(row, block * size + at, factors)
             top = value if value > top else top  # a select, not max(): vector lanes
         out[block] = top
     return out
 
 
 @jit()
-def _first_floor(row, whole, k, exact, margin, rounding):  # type: ignore[no-untyped-def]
+def _first_floor(row, factors, whole, k, exact, margin, rounding):
     """A floor from a row's first chunk alone: the k-th largest maximum of k or more
     disjoint blocks is reached by k distinct entries, so it is at most the k-th best (nearly
     as high, blocks being many); -inf with fewer than k blocks of BLOCK. Blocks of 8 BLOCK
@@ -83,9 +96,9 @@ def _first_floor(row, whole, k, exact, margin, rounding):  # type: ignore[no-unt
     entries equal to it: the floor goes just below it."""
     if whole // BLOCK < k:
         return -np.inf
-    maxima = _maxima(row, BLOCK)
+    maxima = _maxima(row, BLOCK, factors)
     if len(maxima) // 8 >= k:
-        maxima = _maxima(maxima, 8)
+        maxima = _maxima(maxima, 8, None)
     kth = np.partition(maxima, len(maxima) - k)[len(maxima) - k]
     if exact:  # halfway to the next float32 down: > floor is >= kth for float32 values
         return (np.float64(kth) + np.nextafter(kth, np.float32(-np.inf))) / 2
@@ -93,7 +106,7 @@ def _first_floor(row, whole, k, exact, margin, rounding):  # type: ignore[no-unt
 
 
 @jit()
-def _compact(values, indices, count, k, exact, margin, rounding, floor):  # type: ignore[no-untyped-def]
+def _compact(values, indices, count, k, exact, margin, rounding, floor):
     """Raise the floor from the k-th largest of `values[:count]` and keep, in order, the
     entries that pass it; the new (count, floor).
 
@@ -122,14 +135,16 @@ def _compact(values, indices, count, k, exact, margin, rounding, floor):  # type
 
 
 @jit(inline="always")
-def _below(floor):  # type: ignore[no-untyped-def]
+def _below(floor):
     """The largest float32 at most `floor` (a float64): testing against it misses nothing."""
     low = np.float32(floor)
     return np.float32(np.nextafter(low, np.float32(-np.inf))) if low > floor else low
 
 
 @jit(inline="always")
-def _take(row, begin, end, start, values, indices, count, k, exact, margin, rounding, floor):  # type: ignore[no-untyped-def]
+def _take(
+    row, factors, begin, end, start, values, indices, count, k, exact, margin, rounding, floor
+):
     """Append the passing entries of `row[begin:end]` (at most BLOCK), compacting the
     buffer first if they might not fit; the new (count, floor), count -1 if the buffer stays
     over half full after compaction (too many near-ties).
@@ -142,7 +157,7 @@ def _take(row, begin, end, start, values, indices, count, k, exact, margin, roun
         if count > len(values) // 2:
             return -1, floor
     for at in range(begin, end):
-        value = _value(row, at)
+        value = _value(row, at, factors)
         values[count] = value
         indices[count] = start + at
         count += (value > floor) | ((value == floor) & (not exact))
@@ -150,20 +165,23 @@ def _take(row, begin, end, start, values, indices, count, k, exact, margin, roun
 
 
 @jit()
-def _blocks_reaching(row, low, hit):  # type: ignore[no-untyped-def]
+def _blocks_reaching(row, factors, low, hit):
     """hit[b]: whether whole block b of `row` holds an entry >= `low` (a float32). A loop
     of its own, of constant inner length: it runs in vector lanes."""
     for block in range(len(hit)):
         count = np.int32(0)
         for at in range(BLOCK):
-            count += np.int32(_value(row, block * BLOCK + at) >= low)
+            count += np.int32(_value(row, block * BLOCK + at, factors) >= low)
         hit[block] = count > 0
 
 
 @jit()
-def _keep(chunk, start, values, indices, counts, floors, margins, k, exact, rounding, first, last):  # type: ignore[no-untyped-def]
-    """Append each row's passing entries of `chunk` (anchors from `start`); False if a
-    buffer stays over half full after its compaction (too many near-ties).
+def _keep(
+    chunk, factors, start, values, indices, counts, floors, margins, k, exact, rounding, first, last
+):
+    """Append each row's passing entries of `chunk` (anchors from `start`, their
+    `factors` if any); False if a buffer stays over half full after its compaction (too
+    many near-ties).
 
     Whole blocks of BLOCK entries are first tested against the floor rounded down to
     float32 (`_blocks_reaching`); entries are tested one by one in the blocks that pass.
@@ -175,12 +193,13 @@ def _keep(chunk, start, values, indices, counts, floors, margins, k, exact, roun
         row, count, floor = chunk[i], counts[i], floors[i]
         vals, idx, margin = values[i], indices[i], margins[i]
         if floor == -np.inf and count == 0:
-            floor = _first_floor(row, whole, k, exact, margin, rounding)
-        _blocks_reaching(row, _below(floor), hit)
+            floor = _first_floor(row, factors, whole, k, exact, margin, rounding)
+        _blocks_reaching(row, factors, _below(floor), hit)
         for block in np.flatnonzero(hit):
             begin = block * BLOCK
             count, floor = _take(
                 row,
+                factors,
                 begin,
                 begin + BLOCK,
                 start,
@@ -196,7 +215,7 @@ def _keep(chunk, start, values, indices, counts, floors, margins, k, exact, roun
             if count < 0:
                 return False
         count, floor = _take(
-            row, whole, width, start, vals, idx, count, k, exact, margin, rounding, floor
+            row, factors, whole, width, start, vals, idx, count, k, exact, margin, rounding, floor
         )
         if count < 0:
             return False
@@ -205,7 +224,7 @@ def _keep(chunk, start, values, indices, counts, floors, margins, k, exact, roun
 
 
 @jit()
-def _finish(values, indices, counts, floors, margins, k, exact, rounding, first, last):  # type: ignore[no-untyped-def]
+def _finish(values, indices, counts, floors, margins, k, exact, rounding, first, last):
     """A last compaction of each row holding k or more; exact rows then sorted by value,
     descending (a stable sort: equal values stay in index order)."""
     for i in range(first, last):
@@ -225,7 +244,8 @@ class Selection:
     `exact`: the k best float32 similarities. Else bfloat16 products, kept while their upper
     end, y + `rounding` |y| + `margins`, may reach the k-th largest product's lower end
     (the same with the sign of the error reversed); `capacity` entries a query at most.
-    Use within `with`: the buffers are scratch memory.
+    With `factors`, each anchor's entries are first multiplied by its factor. Use within
+    `with`: the buffers are scratch memory.
     """
 
     def __init__(
@@ -236,8 +256,9 @@ class Selection:
         capacity: int | None = None,
         margins: np.ndarray | None = None,
         rounding: float = 0.0,
+        factors: np.ndarray | None = None,
     ) -> None:
-        self.k, self.exact, self.rounding = k, exact, rounding
+        self.k, self.exact, self.rounding, self.factors = k, exact, rounding, factors
         self.capacity = max(capacity or EXACT_ROOM * k, 2 * k + 2 * BLOCK)
         self.margins = np.zeros(n) if margins is None else margins
         self._scratch = scratch(
@@ -259,16 +280,18 @@ class Selection:
         False if some query keeps more than half its capacity even after pruning."""
         rows = chunk.view(torch.int16) if chunk.dtype == torch.bfloat16 else chunk
         data = rows.numpy()
+        # the chunk's own factors, indexed like its columns: loads in vector lanes
+        factors = None if self.factors is None else self.factors[start : start + data.shape[1]]
 
         def loop(first: int, last: int) -> bool:
             return bool(
                 _keep(
-                    data, start, self.values, self.indices, self.counts, self.floors,
+                    data, factors, start, self.values, self.indices, self.counts, self.floors,
                     self.margins, self.k, self.exact, self.rounding, first, last,
                 )
             )  # fmt: skip
 
-        return all(over_queries(loop, len(data)))
+        return all(in_parallel(loop, len(data)))
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(values, indices) per query, copied out: exact, the k best by (value descending,
@@ -280,7 +303,7 @@ class Selection:
                 self.k, self.exact, self.rounding, first, last,
             )  # fmt: skip
 
-        over_queries(loop, len(self.counts))
+        in_parallel(loop, len(self.counts))
         width = int(self.counts.max()) if len(self.counts) else 0
         held = np.arange(width) < self.counts[:, None]
         values = np.where(held, self.values[:, :width], -np.inf).astype(np.float32)

@@ -9,7 +9,7 @@ import asif.scan.exact
 from asif.model.relative import normalize_rows, relative_representation
 from asif.model.settings import DEFAULT_P
 from asif.scan.bfloat16 import OUTPUT_ROUNDING, _error_bound, _exact_floor, bfloat16_topk
-from asif.scan.bfloat16_rows import bfloat16_rows, bfloat16_scale
+from asif.scan.bfloat16_rows import bfloat16_rows, bfloat16_scale, row_factors
 from asif.scan.matrix import AnchorMatrix
 from asif.scan.selection import floor_below
 from tests.dense_reference import dense_relative, random_unit
@@ -55,10 +55,10 @@ def test_error_bound_and_floors_hold(d, precision):
     matrix = AnchorMatrix.from_float(matrix.to_float32(), precision)
     anchors = matrix.to_float32()  # what the scan must match: the dequantised rows
     rows = bfloat16_rows(matrix, 0, len(matrix), torch.empty(anchors.shape, dtype=torch.int16))
-    scale = bfloat16_scale(matrix)
-    # queries along the residuals `a - scale ab` of their anchors: the bound's anchor term is
-    # then nearly reached (Cauchy-Schwarz with parallel vectors)
-    residual = anchors - scale * rows.float().numpy()
+    scale, factors = bfloat16_scale(matrix), row_factors(matrix, 0, len(matrix)).numpy()
+    # queries along the residuals `a - factor ab` of their anchors: the bound's anchor term
+    # is then nearly reached (Cauchy-Schwarz with parallel vectors)
+    residual = anchors - factors * rows.float().numpy()
     along = normalize_rows(residual[np.argsort(-np.linalg.norm(residual, axis=1))[:20]])
     queries = np.concatenate([random_unit(rng, 40, d), unit[:20], along])
     norms = matrix.row_norms()
@@ -69,7 +69,8 @@ def test_error_bound_and_floors_hold(d, precision):
     qb = q.bfloat16()
     bound = _error_bound(q, qb, float(norms.norm.max()), float(norms.residual.max()), scale)
     bound = bound.numpy()
-    y = (qb @ rows.T).float().numpy().astype(np.float64)
+    # the scan's values: products, int8 ones times their rows' factors (scale 1)
+    y = (qb @ rows.T).float().numpy().astype(np.float64) * (factors.T / scale)
     exact = queries.astype(np.float64) @ anchors.astype(np.float64).T
     error = np.abs(exact - scale * y) - scale * OUTPUT_ROUNDING * np.abs(y)
     assert (error <= bound[:, None]).all()

@@ -1,8 +1,7 @@
 import numpy as np
-import pytest
 import torch
 
-from asif.scan.bfloat16_rows import ROUND_ROWS, SCALE, bfloat16_rows, bfloat16_scale, high_halves
+from asif.scan.bfloat16_rows import SCALE, bfloat16_rows, bfloat16_scale, high_halves, row_factors
 from asif.scan.matrix import AnchorMatrix
 from tests.dense_reference import random_unit
 
@@ -28,16 +27,22 @@ def test_scale_centres_what_truncation_drops():
     assert centred < 0.6 * plain and centred < 1.15 * rounded
 
 
-@pytest.mark.parametrize("precision", ["float16", "int8"])
-def test_compressed_rows_are_the_dequantised_rows_rounded(precision):
-    n = ROUND_ROWS + 70  # more than one piece, the last one ragged
-    m = AnchorMatrix.from_float(random_unit(np.random.default_rng(2), n, 16), precision)
-    out = torch.empty((n + 5, 16), dtype=torch.int16)
-    rows = bfloat16_rows(m, 3, n, out)
-    assert rows.dtype == torch.bfloat16 and rows.shape == (n - 3, 16)
-    want = torch.from_numpy(m.to_float32()[3:]).bfloat16()  # rounded to nearest
+def test_float16_rows_are_rounded_to_nearest_and_int8_rows_are_their_codes():
+    x = random_unit(np.random.default_rng(2), 1000, 16)
+    x[0, :3] = [6e-8, -3e-5, 0.0]  # float16 subnormals and zero
+    half = AnchorMatrix.from_float(x, "float16")
+    out = torch.empty((1005, 16), dtype=torch.int16)  # a larger buffer: its first rows used
+    rows = bfloat16_rows(half, 0, 1000, out)
+    assert rows.dtype == torch.bfloat16 and rows.shape == (1000, 16)
+    want = torch.from_numpy(half.to_float32()).bfloat16()  # torch: rounded to nearest even
     assert torch.equal(rows.view(torch.int16), want.view(torch.int16))
-    assert (
-        bfloat16_scale(m) == 1.0
-        and bfloat16_scale(AnchorMatrix.from_float(m.to_float32())) == SCALE
-    )
+    assert bfloat16_scale(half) == 1.0 and (row_factors(half, 0, 5) == 1.0).all()
+
+    codes = AnchorMatrix.from_float(x, "int8")
+    rows = bfloat16_rows(codes, 3, 1000, out)
+    assert torch.equal(rows.float(), torch.from_numpy(codes.data[3:].astype(np.float32)))
+    factors = row_factors(codes, 3, 1000)
+    np.testing.assert_array_equal((factors * rows.float()).numpy(), codes.to_float32()[3:])
+    assert bfloat16_scale(codes) == 1.0
+    f32 = AnchorMatrix.from_float(x)
+    assert bfloat16_scale(f32) == SCALE and (row_factors(f32, 0, 2) == SCALE).all()

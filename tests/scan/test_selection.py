@@ -50,13 +50,20 @@ def test_exact_selection_is_the_top_k_with_ties_to_the_lower_index(case):
 
 
 @settings(max_examples=200, deadline=None)
-@given(chunks(), st.sampled_from([0.0, 1e-3, 0.05, 0.3]), st.sampled_from([0, 10**6]))
-def test_bfloat16_selection_keeps_all_that_may_reach_the_kth(case, margin, room):
+@given(
+    chunks(),
+    st.sampled_from([0.0, 1e-3, 0.05, 0.3]),
+    st.sampled_from([0, 10**6]),
+    st.booleans(),
+)
+def test_bfloat16_selection_keeps_all_that_may_reach_the_kth(case, margin, room, scaled):
     parts, k, _ = case
     products = [torch.from_numpy(p * 0.37 + 0.01).bfloat16() for p in parts]
-    n = len(parts[0])
+    n, total = len(parts[0]), sum(p.shape[1] for p in parts)
     margins = np.full(n, margin)
-    with Selection(n, k, False, room, margins, ROUNDING) as selection:
+    # int8 anchors: each anchor's products times its own factor
+    factors = np.linspace(0.5, 2.0, total).astype(np.float32) if scaled else None
+    with Selection(n, k, False, room, margins, ROUNDING, factors) as selection:
         start = 0
         for y in products:
             if not selection.keep(y, start):  # too many near-ties for the least room
@@ -64,7 +71,8 @@ def test_bfloat16_selection_keeps_all_that_may_reach_the_kth(case, margin, room)
                 return
             start += y.shape[1]
         values, indices = selection.result()
-    full = torch.cat(products, 1).float().numpy().astype(np.float64)
+    full = torch.cat(products, 1).float().numpy()
+    full = (full if factors is None else full * factors).astype(np.float64)
     kth = np.sort(full, axis=1)[:, [-k]]
     # an entry may reach the k-th if its upper end reaches the k-th's lower end
     reaching = full + ROUNDING * np.abs(full) + margin >= kth - ROUNDING * np.abs(kth)
@@ -103,7 +111,7 @@ def test_first_floor_is_at_most_the_floor_of_the_kth(width, close, exact):
     rows = rng.normal(0.0, 0.04, (3, width)).astype(np.float32)
     rows[2] = -np.abs(rows[2])  # negative products
     for row in rows:
-        floor = _first_floor(row, width - width % BLOCK, 800, exact, 0.003, ROUNDING)
+        floor = _first_floor(row, None, width - width % BLOCK, 800, exact, 0.003, ROUNDING)
         if close is None:
             assert floor == -np.inf
             continue

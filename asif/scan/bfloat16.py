@@ -2,12 +2,11 @@
 
 Each query is multiplied with the anchors' bfloat16 rows (`bfloat16_rows`, made from the
 float32, float16 or int8 rows chunk by chunk), about twice as fast as float32 on CPUs with
-AVX512_BF16.
-A rigorous bound on the difference to the float32 similarity then rules out all but the
-anchors near the query's k-th best (about 2.3 times k on random 768-d data). The k of them
-with the largest products are recomputed in float32 (from the dequantised rows), then those
-of the rest that may still reach the exact k-th similarity (about 1.5 times k in all); the
-top k of them is exact.
+AVX512_BF16. A rigorous bound on the difference to the float32 similarity then rules out
+all but the anchors near the query's k-th best (`Selection`: about 2 times k on random
+768-d data). The k of them with the largest products are recomputed in float32 from the
+(dequantised) rows (`rescore`), then those of the rest that may still reach the exact k-th
+similarity (about 1.4 times k in all); the top k of them is exact.
 """
 
 from __future__ import annotations

@@ -126,16 +126,6 @@ class AnchorMatrix:
         scale = None if self.scale is None else shared_tensor(self.scale[start:stop])
         return to_float32(shared_tensor(self.data[start:stop]), scale, out)
 
-    def rows(self, indices: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """The rows at `indices` as float32, equal to those of `chunk` (in the first rows of
-        `out`, if given: a reused buffer is much faster than fresh memory)."""
-        out = torch.empty((len(indices), self.dim)) if out is None else out[: len(indices)]
-        if self.data.dtype == np.float32:
-            return torch.index_select(shared_tensor(self.data), 0, indices, out=out)
-        stored = torch.index_select(shared_tensor(self.data), 0, indices)
-        scale = None if self.scale is None else shared_tensor(self.scale)[indices]
-        return to_float32(stored, scale, out)
-
     def row_norms(self) -> RowNorms:
         """Each (dequantised) row's norm and the residual norm that bounds the error of its
         bfloat16 rows (`RowNorms`).

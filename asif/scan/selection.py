@@ -166,8 +166,9 @@ def _take(
 
 @jit()
 def _blocks_reaching(row, factors, low, hit):
-    """hit[b]: whether whole block b of `row` holds an entry >= `low` (a float32). A loop
-    of its own, of constant inner length: it runs in vector lanes."""
+    """hit[b]: whether whole block b of `row` holds an entry >= `low` (a float32), with
+    factors if any (the chunk's, indexed like its columns: loads in vector lanes). A loop of
+    its own, of constant inner length: it runs in vector lanes."""
     for block in range(len(hit)):
         count = np.int32(0)
         for at in range(BLOCK):
@@ -177,7 +178,19 @@ def _blocks_reaching(row, factors, low, hit):
 
 @jit()
 def _keep(
-    chunk, factors, start, values, indices, counts, floors, margins, k, exact, rounding, first, last
+    chunk,
+    factors,
+    start,
+    values,
+    indices,
+    counts,
+    floors,
+    margins,
+    k,
+    exact,
+    rounding,
+    first,
+    last,
 ):
     """Append each row's passing entries of `chunk` (anchors from `start`, their
     `factors` if any); False if a buffer stays over half full after its compaction (too
@@ -286,8 +299,8 @@ class Selection:
         def loop(first: int, last: int) -> bool:
             return bool(
                 _keep(
-                    data, factors, start, self.values, self.indices, self.counts, self.floors,
-                    self.margins, self.k, self.exact, self.rounding, first, last,
+                    data, factors, start, self.values, self.indices, self.counts,
+                    self.floors, self.margins, self.k, self.exact, self.rounding, first, last,
                 )
             )  # fmt: skip
 

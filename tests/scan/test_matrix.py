@@ -75,10 +75,8 @@ def test_row_norms_follow_appends_and_deletes():
 
 
 @pytest.mark.parametrize("precision", ["float32", "float16", "int8"])
-def test_rows_and_chunks_read_the_same_values(precision):
+def test_chunks_read_the_dequantised_values(precision):
     m = AnchorMatrix.from_float(random_unit(np.random.default_rng(4), 300, 24), precision)
-    rows = torch.tensor([299, 0, 17, 17, 150])
-    np.testing.assert_array_equal(m.rows(rows).numpy(), m.to_float32()[rows.numpy()])
     out = torch.full((50, 24), torch.nan)
     np.testing.assert_array_equal(m.chunk(100, 150, out).numpy(), m.to_float32()[100:150])
     norms = m.row_norms()  # every precision has bfloat16 rows, and their residual norms

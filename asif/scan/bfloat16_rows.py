@@ -54,9 +54,9 @@ def high_halves(rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return out[:n].copy_(halves).view(torch.bfloat16)
 
 
-def _bfloat16_bits(value: float) -> int:
-    """A float32 rounded to the nearest bfloat16 (ties to even), as int16 bits (compiled
-    per stored dtype below)."""
+def _bfloat16_bits(stored: int) -> int:
+    """A stored int8 code or float16 (bits) as the nearest bfloat16 (ties to even; int8
+    codes exactly), as int16 bits (compiled per stored dtype below)."""
     raise NotImplementedError
 
 

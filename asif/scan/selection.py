@@ -31,6 +31,7 @@ from asif.scan.scratch import scratch
 # numba 0.68, whose loops of 16 or 32 compile to scalar code (6 times slower)
 BLOCK = 8
 EXACT_ROOM = 4  # an exact buffer's capacity, in multiples of k: a compaction per 3 k appended
+PRUNE_AT = 2  # entries a query holds after a chunk, in multiples of k, that raise its floor
 
 
 def _read(row: np.ndarray, at: int) -> float:
@@ -232,6 +233,8 @@ def _keep(
         )
         if count < 0:
             return False
+        if count >= PRUNE_AT * k:  # raise the floor for the next chunk
+            count, floor = _compact(vals, idx, count, k, exact, margin, rounding, floor)
         counts[i], floors[i] = count, floor
     return True
 

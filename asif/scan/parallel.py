@@ -19,6 +19,10 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(cores(), thread_name_prefix="asif-scan")
 
 
+# a forked child has none of its parent's threads: it starts a pool of its own
+os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
 def in_parallel(loop: Callable[[int, int], object], n: int) -> list[object]:
     """`loop(first, last)` over `n` rows split evenly among the cores, in threads (the
     loops release the GIL); their results in order. Loops must not call this themselves."""

@@ -5,9 +5,9 @@ entries that matter out of N: the exact top-k of float32 similarities, or every 
 whose bfloat16 product may reach the k-th best once the product's error is allowed for.
 `Selection` keeps them per query in a buffer, in index order, above a floor that only
 rises: one compiled pass (numba) over each chunk tests blocks of BLOCK entries at once,
-appends what passes, and when a buffer fills, raises its floor from its k-th
-largest entry and drops what falls below. Entries are read in place, bfloat16 products as
-their bits, and nothing of a chunk's size is written.
+appends what passes, and when a buffer fills (or holds PRUNE_AT k after a chunk) raises its
+floor from its k-th largest entry and drops what falls below. Entries are read in place,
+bfloat16 products as their bits, and nothing of a chunk's size is written.
 
 Ties go to the lower index: in `exact` mode, once k are held, an entry must beat the k-th
 best (an equal one comes later, so it loses), and of entries equal to the k-th those

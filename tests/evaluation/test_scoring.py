@@ -82,8 +82,11 @@ def test_relative_rows_are_the_models():
 
 
 def _peak_bytes(n_anchors: int) -> int:
+    """The traced peak of a retrieval after one untraced run (the first compiles the
+    scan's loops for the path this size takes: numba's own allocations, once)."""
     model = _model(n_anchors, k=32)
     images, texts, caption_image = _retrieval_data(400, 5)
+    retrieval_ranks(model, images, texts, caption_image, LocalBatches(), batch_size=64)
     tracemalloc.start()
     try:
         retrieval_ranks(model, images, texts, caption_image, LocalBatches(), batch_size=64)

@@ -4,9 +4,9 @@ Each query is multiplied with the anchors' bfloat16 rows (`bfloat16_rows`, made 
 float32, float16 or int8 rows chunk by chunk), about twice as fast as float32 on CPUs with
 AVX512_BF16. A rigorous bound on the difference to the float32 similarity then rules out
 all but the anchors near the query's k-th best (`Selection`: about 2 times k on random
-768-d data). The k of them with the largest products are recomputed in float32 from the
-(dequantised) rows (`rescore`), then those of the rest that may still reach the exact k-th
-similarity (about 1.4 times k in all); the top k of them is exact.
+768-d data). Their similarities are recomputed in float32 from the (dequantised) rows
+(`rescore`, which reads each row once for all the queries naming it, so rescoring them all
+costs less than a second pass for a few); the top k of them is exact.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asif.scan.bfloat16_rows import bfloat16_rows, bfloat16_scale, row_factors
+from asif.scan.bfloat16_rows import bfloat16_rows, bfloat16_scale, int8_steps
+from asif.scan.descending import best_first
 from asif.scan.matrix import AnchorMatrix
 from asif.scan.rescore import rescore
 from asif.scan.scratch import scratch
-from asif.scan.selection import Selection, lowest_product
+from asif.scan.selection import Selection
 
 OUTPUT_ROUNDING = 2.0**-8 * 1.01  # a bfloat16 product's relative error from its rounded output
 MAX_CANDIDATES = 16  # a query's room, in multiples of k: over half of it, give up (near-ties)
@@ -56,21 +57,17 @@ def _error_bound(
     return bound * 1.01 + 1e-6  # margin for the float32 arithmetic of the bound itself
 
 
-def _exact_floor(kth: torch.Tensor, bound: torch.Tensor, scale: float) -> torch.Tensor:
-    """The smallest bfloat16 product whose anchor may still reach `kth`, a float32 similarity
-    that k anchors are known to reach: its upper end scale (y + OUTPUT_ROUNDING |y|) + bound
-    must reach kth (ties count: they may win by index).
-    """
-    low = ((kth.double() - bound.double()) / scale).numpy()
-    return torch.from_numpy(lowest_product(low, OUTPUT_ROUNDING))
-
-
 def _candidates(
-    qb: torch.Tensor, anchors: AnchorMatrix, bound: torch.Tensor, k: int, chunk_size: int
+    qb: torch.Tensor,
+    anchors: AnchorMatrix,
+    steps: np.ndarray | None,
+    bound: torch.Tensor,
+    k: int,
+    chunk_size: int,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Per query, in index order, every anchor that may be among the k best (-inf padded).
 
-    An anchor with product y (int8 rows: times the row's factor, `row_factors`) has a
+    An anchor with product y (int8 rows: times the row's `steps`, `row_factors`) has a
     similarity within scale (y +- OUTPUT_ROUNDING |y|) +- bound; k anchors are known to
     reach the k-th largest product's lower end, so an anchor whose upper end is below it is
     out. Dividing by scale >= 1, the test is y + OUTPUT_ROUNDING |y| >= kth -
@@ -80,14 +77,13 @@ def _candidates(
     """
     n, width = len(qb), min(chunk_size, len(anchors))
     margins = (2 * bound).double().numpy()
-    factors = None if anchors.scale is None else row_factors(anchors, 0, len(anchors))[:, 0].numpy()
     capacity = max(MAX_CANDIDATES * k, 4096)
     with (
         scratch(((width, anchors.dim), torch.int16), ((n * width,), torch.bfloat16)) as (
             buffer,
             products,
         ),
-        Selection(n, k, False, capacity, margins, OUTPUT_ROUNDING, factors) as selection,
+        Selection(n, k, False, capacity, margins, OUTPUT_ROUNDING, steps) as selection,
     ):
         for start in range(0, len(anchors), chunk_size):
             rows = bfloat16_rows(anchors, start, min(start + chunk_size, len(anchors)), buffer)
@@ -96,29 +92,6 @@ def _candidates(
             if not selection.keep(y, start):
                 return None
         return selection.result()
-
-
-def _exact_near_kth(
-    queries: torch.Tensor,
-    anchors: AnchorMatrix,
-    values: torch.Tensor,
-    indices: torch.Tensor,
-    bound: torch.Tensor,
-    k: int,
-) -> torch.Tensor:
-    """float32 similarities of the candidates that may be among the k best (-inf elsewhere).
-
-    The k candidates with the largest products go first: their k-th similarity is exact, so
-    the rest only need rescoring where their upper end reaches it (`_exact_floor`; the scan's
-    floor allowed for both ends' errors). At 1M random 768-d anchors and k = 800: 1,238
-    rescored per query instead of 1,817.
-    """
-    first = torch.zeros(values.shape, dtype=torch.bool)
-    first.scatter_(1, torch.topk(values, k, dim=1, sorted=False).indices, True)
-    exact = rescore(queries, anchors, indices, first)
-    kth = exact.masked_fill(~first, torch.inf).amin(1)
-    rest = ~first & (values >= _exact_floor(kth, bound, bfloat16_scale(anchors))[:, None])
-    return torch.where(first, exact, rescore(queries, anchors, indices, rest))
 
 
 def bfloat16_topk(
@@ -133,12 +106,12 @@ def bfloat16_topk(
     norm = float(norms.norm[: len(anchors)].max())
     residual = float(norms.residual[: len(anchors)].max())
     bound = _error_bound(q, qb, norm, residual, bfloat16_scale(anchors))
-    found = _candidates(qb, anchors, bound, k, chunk_size)
+    steps = int8_steps(anchors)
+    found = _candidates(qb, anchors, steps, bound, k, chunk_size)
     if found is None:
         return None
     values, indices = found
     # every anchor at or above the k-th float32 similarity is a candidate (bound), all rows
     # hold at least k, in index order: a stable sort by value breaks ties by index
-    exact = _exact_near_kth(q, anchors, values, indices, bound, k)
-    by_value = torch.argsort(exact, dim=1, descending=True, stable=True)[:, :k]
-    return exact.gather(1, by_value), indices.gather(1, by_value)
+    exact = rescore(q, anchors, steps, indices, torch.isfinite(values))
+    return best_first(exact, indices, k)

@@ -105,6 +105,11 @@ def bfloat16_scale(matrix: AnchorMatrix) -> float:
     return SCALE if matrix.precision == "float32" else 1.0
 
 
+def int8_steps(matrix: AnchorMatrix) -> np.ndarray | None:
+    """Per row of int8 anchors, its `int8_step` (its bfloat16 row's factor); else None."""
+    return None if matrix.scale is None else int8_step(shared_tensor(matrix.scale)).numpy()
+
+
 def row_factors(matrix: AnchorMatrix, start: int, stop: int) -> torch.Tensor:
     """Per row of `start:stop`, as a column: the factor of its bfloat16 row (see above)."""
     if matrix.scale is not None:

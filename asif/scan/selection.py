@@ -24,6 +24,7 @@ from numba import types
 from numba.extending import overload
 
 from asif.scan.compiled import bfloat16_to_float32, jit, vectorize
+from asif.scan.descending import sort_descending
 from asif.scan.parallel import in_parallel
 from asif.scan.scratch import scratch
 
@@ -242,16 +243,14 @@ def _keep(
 @jit()
 def _finish(values, indices, counts, floors, margins, k, exact, rounding, first, last):
     """A last compaction of each row holding k or more; exact rows then sorted by value,
-    descending (a stable sort: equal values stay in index order)."""
+    descending (stably: equal values stay in index order)."""
     for i in range(first, last):
         if counts[i] >= k:
             counts[i], floors[i] = _compact(
                 values[i], indices[i], counts[i], k, exact, margins[i], rounding, floors[i]
             )
         if exact:
-            order = np.argsort(-values[i, : counts[i]], kind="mergesort")
-            values[i, : counts[i]] = values[i, : counts[i]][order]
-            indices[i, : counts[i]] = indices[i, : counts[i]][order]
+            sort_descending(values[i, : counts[i]], indices[i, : counts[i]])
 
 
 class Selection:

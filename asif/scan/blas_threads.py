@@ -15,10 +15,9 @@ from __future__ import annotations
 import ctypes
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import numpy  # noqa: F401  (loaded before `_openblas` looks for its BLAS library)
 import threadpoolctl
@@ -31,8 +30,8 @@ AFFIXES = (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", ""))
 class _OpenBlas:
     """One loaded OpenBLAS library's process-wide thread count."""
 
-    get: Any
-    set: Any
+    get: Callable[[], int]
+    set: Callable[[int], object]
 
 
 @functools.cache

@@ -2,10 +2,10 @@
 
 Similarities of a query batch with one chunk of anchors at a time (OpenBLAS products, each
 core multiplying a share of the chunk's rows: `blas_in_caller`); each query's k best so far
-are kept by `Selection`, which reads each chunk once. Ties go to the
-lower anchor index. From BFLOAT16_MIN_ANCHORS anchors, on CPUs that multiply bfloat16
-natively, `asif.scan.bfloat16` gives the same result faster (float16 and int8 anchors then
-cost no dequantisation pass). When torch sees a GPU, `asif.scan.device` scans there instead.
+are kept by `Selection`, which reads each chunk once. Ties go to the lower anchor index.
+From BFLOAT16_MIN_ANCHORS anchors, on CPUs that multiply bfloat16 natively,
+`asif.scan.bfloat16` gives the same result faster (float16 and int8 anchors then cost no
+dequantisation pass). When torch sees a GPU, `asif.scan.device` scans there instead.
 """
 
 from __future__ import annotations
